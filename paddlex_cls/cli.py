@@ -1,0 +1,107 @@
+"""Command line: ``python main.py -c <config.yaml> -o Global.mode=<mode> -o Key=value ...``.
+
+Exit codes: 0 success, 1 internal error (a bug: traceback shown), 2 config error, 3 dataset error, 4 model error,
+5 weights/checkpoint error, 6 run failure (e.g. a distributed worker died), 7 mode or feature not available,
+130 interrupted. Set PADDLEX_CLS_DEBUG=1 (or pass --debug) to see the traceback of a user error too.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import traceback
+from typing import Any, Callable, Dict, List, Optional
+
+from .config import load_config, save_config
+from .errors import ConfigError, NotBuiltError, PaddlexClsError
+from .fileio import atomic_write_json
+from .log import rank, setup_logging
+
+logger = logging.getLogger("paddlex_cls")
+
+# mode -> (module, function). Imported lazily so that check_dataset does not pay for importing paddle.
+MODES: Dict[str, tuple] = {
+    "check_dataset": ("paddlex_cls.dataset_check.checker", "run_check_dataset"),
+    "train": ("paddlex_cls.engine.trainer", "run_train"),
+    "evaluate": ("paddlex_cls.engine.modes", "run_evaluate"),
+    "export": ("paddlex_cls.engine.modes", "run_export"),
+    "predict": ("paddlex_cls.engine.modes", "run_predict"),
+}
+# Modes that read a training run's config write theirs beside it under another name, so config.yaml stays the
+# record of the training run.
+CONFIG_NAME = {"evaluate": "evaluate_config.yaml", "export": "export_config.yaml", "predict": "predict_config.yaml"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="paddlex-cls", description="Config-driven image classification on Paddle.",
+                                epilog="Example: python main.py -c configs/modules/image_classification/"
+                                       "PP-LCNet_x1_0.yaml -o Global.mode=check_dataset")
+    p.add_argument("-c", "--config", help="model config YAML (configs/modules/image_classification/<Model>.yaml)")
+    p.add_argument("-o", "--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a config key (dotted path, list items by index); repeatable, later wins")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    return p
+
+
+def resolve_mode(mode: str) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
+    if mode not in MODES:
+        raise NotBuiltError(f"Global.mode={mode} is not available in this version of paddlex_cls",
+                            f"available modes: {', '.join(MODES)}")
+    module, func = MODES[mode]
+    return getattr(importlib.import_module(module), func)
+
+
+def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Run the mode of a resolved config and write ``<output>/<mode>_result.json``."""
+    mode = cfg["Global"]["mode"]
+    runner = resolve_mode(mode)
+    out = cfg["Global"]["output"]
+    if rank() == 0:
+        save_config(cfg, os.path.join(out, CONFIG_NAME.get(mode, "config.yaml")))
+    result = runner(cfg)
+    if rank() == 0 and result is not None:
+        atomic_write_json(os.path.join(out, f"{mode}_result.json"), result)
+    return result
+
+
+def _write_failure(cfg: Optional[Dict[str, Any]], err: BaseException) -> None:
+    if cfg is None or rank() != 0:
+        return
+    mode = cfg["Global"]["mode"]
+    path = os.path.join(cfg["Global"]["output"], f"{mode}_result.json")
+    try:
+        atomic_write_json(path, {"done_flag": False, "err_type": type(err).__name__, "err_msg": str(err)})
+    except OSError as e:  # the output folder itself may be the problem; the message on stderr still tells
+        logger.warning("could not write %s: %s", path, e)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("PADDLEX_CLS_DEBUG", "") not in ("", "0")
+    setup_logging()
+    cfg = None
+    try:
+        if not args.config:
+            raise ConfigError("no config file given", "pass one with -c, e.g. "
+                              "-c configs/modules/image_classification/PP-LCNet_x1_0.yaml")
+        cfg = load_config(args.config, args.override)
+        run(cfg)
+        return 0
+    except PaddlexClsError as e:
+        _write_failure(cfg, e)
+        if debug:
+            traceback.print_exc()
+        print(f"paddlex_cls error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("paddlex_cls: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: record the failure for tools that read the result file, keep the traceback
+        _write_failure(cfg, e)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Every config key paddlex_cls accepts: its type, default and meaning, in one place.
+
+The keys are PaddleX's (including its optional ones) plus a few of ours, marked "(ours)". A key that is not here
+is rejected with a "did you mean" suggestion. Defaults of ``null`` on training-recipe keys mean "the model's own
+recipe" (see ``paddlex_cls.models.registry.Recipe``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Tuple
+
+MODES = ("check_dataset", "train", "evaluate", "export", "predict")
+DEMO_DATASET = "./dataset/digits_demo"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key.
+
+    Attributes:
+        type: ``str``, ``int``, ``float``, ``bool``, ``list``, ``str_or_list`` or ``any``.
+        default: value used when the config file does not set the key.
+        doc: one-line meaning, shown in errors and docs.
+        nullable: whether ``null`` is a valid value.
+        choices: allowed values (strings), empty for any.
+    """
+
+    type: str
+    default: Any
+    doc: str
+    nullable: bool = False
+    choices: Tuple[str, ...] = ()
+
+
+def _f(type_: str, default: Any, doc: str, *, nullable: bool = False, choices: Tuple[str, ...] = ()) -> Field:
+    return Field(type_, default, doc, nullable or default is None, choices)
+
+
+SCHEMA: Dict[str, Any] = {
+    "Global": {
+        "model": _f("str", None, "model name; equals the config file stem and a registry name"),
+        "mode": _f("str", "check_dataset", "what to run", choices=MODES),
+        "dataset_dir": _f("str", DEMO_DATASET, "dataset folder with label.txt, train.txt, val.txt"),
+        "device": _f("str", "gpu:0,1,2,3", "cpu | gpu | gpu:0 | gpu:0,1,2,3 (also xpu/npu/mlu); cpu:0,1 runs 2 "
+                                           "CPU processes"),
+        "output": _f("str", "output", "folder all results are written to"),
+        "export_with_pir": _f("bool", True, "export inference.json (PIR) rather than inference.pdmodel"),
+        "input_size": _f("int", None, "(ours) train/eval/export input size; null = the model's native size"),
+        "seed": _f("int", 42, "(ours) random seed of training"),
+        "num_threads": _f("int", None, "(ours) CPU math threads; null = all cores available"),
+    },
+    "CheckDataset": {
+        "convert": {
+            "enable": _f("bool", False, "convert the dataset from another format first"),
+            "src_dataset_type": _f("str", None, "format to convert from"),
+        },
+        "split": {
+            "enable": _f("bool", False, "re-split train+val into new train.txt/val.txt (originals kept as .bak)"),
+            "train_percent": _f("int", None, "percent of samples for train; with val_percent sums to 100"),
+            "val_percent": _f("int", None, "percent of samples for val"),
+            "seed": _f("int", 0, "(ours) shuffle seed, so the same data and seed give the same split"),
+        },
+        "verify_images": _f("str", "header", "(ours) header: read each image header; full: decode every image",
+                            choices=("header", "full")),
+        "num_workers": _f("int", None, "(ours) processes for full decoding; null = all cores"),
+        "max_errors": _f("int", 50, "(ours) how many problems to list before summarising the rest"),
+    },
+    "Train": {
+        "num_classes": _f("int", 102, "number of classes; must equal the ids in label.txt"),
+        "epochs_iters": _f("int", 20, "number of epochs"),
+        "batch_size": _f("int", 64, "batch size per card/process"),
+        "learning_rate": _f("float", 0.1, "base learning rate"),
+        "pretrain_weight_path": _f("str", None, "local .pdparams or URL to start from; null = from scratch"),
+        "warmup_steps": _f("int", 5, "linear warmup length in EPOCHS (PaddleX's name)"),
+        "resume_path": _f("str", None, "a checkpoint's .pdparams to resume from"),
+        "log_interval": _f("int", 1, "log every N iterations"),
+        "eval_interval": _f("int", 1, "evaluate every N epochs"),
+        "save_interval": _f("int", 1, "save epoch_N every N epochs"),
+        "dy2st": _f("bool", False, "train the model converted to static graph"),
+        "uniform_output_enabled": _f("bool", True, "export inference/ for saved models"),
+        "dist_ips": _f("str_or_list", None, "multi-node: ip list, 'ip1,ip2' or [ip1, ip2]"),
+        "basic_config_path": _f("str", None, "PaddleX's base PaddleClas config (accepted, not used)"),
+        "optimizer": _f("str", None, "(ours) momentum | adamw; null = model recipe", choices=("momentum", "adamw")),
+        "weight_decay": _f("float", None, "(ours) weight decay; null = model recipe"),
+        "label_smoothing": _f("float", None, "(ours) label smoothing epsilon; null = model recipe"),
+        "ema_decay": _f("float", None, "(ours) EMA decay, 0 disables; null = model recipe"),
+        "grad_clip": _f("float", None, "(ours) global-norm gradient clip, 0 disables; null = model recipe"),
+        "layer_decay": _f("float", None, "(ours) layer-wise LR decay (ViT); null = model recipe"),
+        "augment": _f("list", None, "(ours) extra augmentations, e.g. [randaugment, mixup]; null = recipe"),
+        "random_crop_scale": _f("float", 0.08, "(ours) smallest area fraction of the random-resized crop; raise it "
+                                              "for small objects / low resolution (e.g. 0.5)"),
+        "random_flip": _f("bool", True, "(ours) random horizontal flip; false for text, digits, asymmetric signs"),
+        "amp": _f("str", "O0", "(ours) mixed precision level O0 | O1 | O2 (GPU only)", choices=("O0", "O1", "O2")),
+        "num_workers": _f("int", 2, "(ours) data loader worker processes"),
+        "use_shared_memory": _f("bool", False, "(ours) shared memory in the data loader"),
+    },
+    "Evaluate": {
+        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to evaluate"),
+        "log_interval": _f("int", 1, "log every N iterations"),
+        "batch_size": _f("int", None, "(ours) eval batch size; null = Train.batch_size"),
+    },
+    "Export": {
+        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to export"),
+    },
+    "Predict": {
+        "batch_size": _f("int", 1, "images per inference batch"),
+        "model_dir": _f("str", "output/best_model/inference", "exported inference folder"),
+        "input": _f("str_or_list", None, "image path, folder, URL, or a list of them"),
+        "topk": _f("int", 5, "(ours) how many classes per result"),
+        "kernel_option": {
+            "run_mode": _f("str", "paddle", "paddle | mkldnn | mkldnn_bf16 | trt_fp32 | trt_fp16",
+                           choices=("paddle", "mkldnn", "mkldnn_bf16", "trt_fp32", "trt_fp16", "trt_int8")),
+        },
+    },
+}
+
+
+def defaults(schema: Dict[str, Any] = SCHEMA) -> Dict[str, Any]:
+    """A nested dict of every key's default."""
+    return {k: defaults(v) if isinstance(v, dict) else v.default for k, v in schema.items()}
+
+
+def lookup(path: Tuple[str, ...]) -> Any:
+    """The Field (or sub-schema dict) at ``path``, or None when the path is not in the schema."""
+    node: Any = SCHEMA
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def all_keys(schema: Dict[str, Any] = SCHEMA, prefix: str = "") -> list:
+    """Every dotted key of the schema (leaves only)."""
+    keys = []
+    for k, v in schema.items():
+        dotted = f"{prefix}{k}"
+        keys.extend(all_keys(v, dotted + ".") if isinstance(v, dict) else [dotted])
+    return keys

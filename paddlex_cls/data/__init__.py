@@ -1,0 +1,1 @@
+"""Dataset format (ClsDataset), its parser, transforms and loaders."""

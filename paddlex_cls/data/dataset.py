@@ -1,0 +1,69 @@
+"""ClsDataset: label.txt + train.txt/val.txt read by the same parser check_dataset uses."""
+from __future__ import annotations
+
+import os
+import random
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import DatasetError
+from .annotations import LABEL_FILE, SPLIT_FILES, Sample, parse_dataset
+from .transforms import load_rgb
+
+
+class ImageReadError(DatasetError):
+    """An image listed in the dataset could not be read while training or evaluating."""
+
+
+class ClsDataset:
+    """A split of a ClsDataset folder; items are ``(CHW float32 array, int64 label)`` numpy pairs.
+
+    numpy (not paddle Tensors) so the DataLoader can run workers without shared memory (platform facts).
+    """
+
+    def __init__(self, root: str, split: str, transform: Callable, seed: Optional[int] = None):
+        ann = parse_dataset(root, (split,), check_exists=True)
+        ann.raise_if_problems()
+        self.root = ann.root
+        self.split = split
+        self.labels: Dict[int, str] = ann.labels
+        self.samples: List[Sample] = ann.splits[split]
+        self.transform = transform
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Random augmentation of item i in epoch e depends on (seed, e, i) only: workers and resume agree."""
+        self.epoch = epoch
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, idx: int) -> Tuple[np.ndarray, np.ndarray]:
+        s = self.samples[idx]
+        if self.seed is not None:
+            item_seed = (self.seed * 1_000_003 + self.epoch * 10_007 + idx) % (2 ** 32)
+            random.seed(item_seed)
+            np.random.seed(item_seed)
+        try:
+            img = load_rgb(s.path)
+        except Exception as e:  # PIL raises many types for a broken file
+            raise ImageReadError(f"{SPLIT_FILES[self.split]}:{s.line}: cannot read image {s.path} "
+                                 f"({type(e).__name__}: {e})",
+                                 "replace or remove the file; run -o Global.mode=check_dataset "
+                                 "-o CheckDataset.verify_images=full to find every broken image") from None
+        return self.transform(img), np.asarray(s.label, dtype=np.int64)
+
+
+def label_names(root: str) -> List[str]:
+    """Class names in id order, read from ``<root>/label.txt``."""
+    ann = parse_dataset(root, ())
+    ann.raise_if_problems()
+    if not ann.labels:
+        raise DatasetError(f"{os.path.join(root, LABEL_FILE)} lists no classes", "add '<id> <name>' lines")
+    return [ann.labels[i] for i in range(len(ann.labels))]

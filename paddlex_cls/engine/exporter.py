@@ -1,0 +1,115 @@
+"""Export: a softmax-wrapped, re-parameterized static model plus ``inference.yml`` (the predictor's only input).
+
+PIR (``inference.json``) is Paddle 3's default. The legacy ``inference.pdmodel`` format needs
+``FLAGS_enable_pir_api=0`` from process start, so that export runs in a child process with that flag.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from typing import List, Optional
+
+import paddle
+import yaml
+
+from ..data.transforms import eval_sizes
+from ..errors import RuntimeFailure
+from ..fileio import atomic_write_text
+from ..models import get_entry
+from ..models.layers import re_parameterize_model
+from .checkpoint import load_checkpoint, load_weights
+
+logger = logging.getLogger("paddlex_cls")
+
+
+class SoftmaxHead(paddle.nn.Layer):
+    """The network followed by softmax, so exported models output class probabilities (as PaddleX's do)."""
+
+    def __init__(self, net: paddle.nn.Layer):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return paddle.nn.functional.softmax(self.net(x), axis=-1)
+
+
+@dataclass
+class ExportSpec:
+    """Everything an export needs; plain data so it can be handed to a child process."""
+
+    model_name: str
+    num_classes: int
+    weights: Optional[str]  # a .pdparams path; None exports the freshly initialised model (tests)
+    out_dir: str
+    labels: List[str]
+    input_size: Optional[int] = None
+    pir: bool = True
+    use_ema: bool = True
+
+
+def inference_yml(spec: ExportSpec) -> dict:
+    pre = get_entry(spec.model_name).preprocess
+    sizes = eval_sizes(pre, spec.input_size)
+    resize = {"resize_short": sizes.resize_short}
+    if pre.interpolation != "bilinear":
+        resize["interpolation"] = pre.interpolation
+    return {
+        "Global": {"model_name": spec.model_name},
+        "PreProcess": {"transform_ops": [
+            {"ResizeImage": resize},
+            {"CropImage": {"size": sizes.crop}},
+            {"NormalizeImage": {"mean": list(pre.mean), "std": list(pre.std), "scale": 1.0 / 255.0, "order": "",
+                                "channel_num": 3}},
+            {"ToCHWImage": None},
+        ]},
+        "PostProcess": {"Topk": {"topk": min(5, spec.num_classes), "label_list": list(spec.labels)}},
+    }
+
+
+def build_for_export(spec: ExportSpec) -> paddle.nn.Layer:
+    """The eval-mode network with the weights loaded (EMA weights when saved and asked for) and folded."""
+    net = get_entry(spec.model_name).build(num_classes=spec.num_classes, input_size=spec.input_size)
+    if spec.weights:
+        ckpt = load_checkpoint(spec.weights)
+        state = ckpt.ema if (spec.use_ema and ckpt.ema is not None) else ckpt.model
+        load_weights(net, state, spec.weights)
+    net.eval()
+    folded = re_parameterize_model(net)
+    if folded:
+        logger.info("folded %d re-parameterizable block(s) for export", folded)
+    return net
+
+
+def export_model(spec: ExportSpec) -> List[str]:
+    """Write the inference model and inference.yml into ``spec.out_dir``; returns the written file names."""
+    if not spec.pir and paddle.framework.use_pir_api():
+        return _export_in_child(spec)
+    net = SoftmaxHead(build_for_export(spec))
+    size = eval_sizes(get_entry(spec.model_name).preprocess, spec.input_size).crop
+    os.makedirs(spec.out_dir, exist_ok=True)
+    static = paddle.jit.to_static(net, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32", "x")],
+                                  full_graph=True)
+    paddle.jit.save(static, os.path.join(spec.out_dir, "inference"))
+    atomic_write_text(os.path.join(spec.out_dir, "inference.yml"),
+                      yaml.safe_dump(inference_yml(spec), sort_keys=False, allow_unicode=True))
+    files = sorted(f for f in os.listdir(spec.out_dir) if f.startswith("inference"))
+    logger.info("exported %s to %s: %s", spec.model_name, spec.out_dir, ", ".join(files))
+    return files
+
+
+def _export_in_child(spec: ExportSpec) -> List[str]:
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, FLAGS_enable_pir_api="0",
+               PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    code = ("import json,sys; from paddlex_cls.engine.exporter import ExportSpec, export_model; "
+            "print(json.dumps(export_model(ExportSpec(**json.loads(sys.argv[1])))))")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(spec))], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise RuntimeFailure(f"legacy (non-PIR) export failed:\n{proc.stderr[-3000:]}",
+                             "retry with -o Global.export_with_pir=True")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,0 +1,63 @@
+"""Process setup shared by the modes: threads, device selection, distributed rank/world size."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from ..device import Device, parse_device
+from ..errors import ConfigError
+
+logger = logging.getLogger("paddlex_cls")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: Device
+    rank: int
+    world_size: int
+    local_rank: int
+    num_threads: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def setup_runtime(global_cfg: dict, single_card: bool = False) -> Runtime:
+    """Select the device and thread count of this process.
+
+    Args:
+        single_card: evaluate/predict/export use only the first id of a multi-id device, and say so.
+    """
+    import paddle
+
+    device = parse_device(global_cfg["device"])
+    if single_card and device.distributed:
+        logger.info("Global.device=%s: this mode uses one card, %s", device, device.first())
+        device = device.first()
+    world_size = int(os.environ.get("PADDLE_TRAINERS_NUM", "1") or 1)
+    rank = int(os.environ.get("PADDLE_TRAINER_ID", "0") or 0)
+    local_rank = int(os.environ.get("PADDLE_LOCAL_RANK", str(rank)) or 0)
+    if device.type == "gpu" and not paddle.is_compiled_with_cuda():
+        raise ConfigError(f"Global.device={device} but this Paddle build has no CUDA support",
+                          "use -o Global.device=cpu, or install paddlepaddle-gpu (see README)")
+    if device.type in ("xpu", "npu", "mlu") and device.type not in paddle.device.get_all_custom_device_type() \
+            and not getattr(paddle, f"is_compiled_with_{device.type}", lambda: False)():
+        raise ConfigError(f"Global.device={device} but this Paddle build has no {device.type} support",
+                          f"install Paddle for {device.type} or use -o Global.device=cpu")
+    if world_size > 1 and device.type != "cpu":
+        # Under the launcher each worker is given its card (FLAGS_selected_<type>s); ParallelEnv reads it.
+        paddle.set_device(f"{device.type}:{paddle.distributed.ParallelEnv().device_id}")
+    else:
+        paddle.set_device(device.paddle_name())
+    threads = global_cfg.get("num_threads") or max(1, available_cores() // max(1, world_size))
+    paddle.base.core.set_num_threads(threads)
+    return Runtime(device, rank, world_size, local_rank, threads)

@@ -1,0 +1,289 @@
+"""CLIP image encoders (ViT, Radford et al. 2021) fine-tuned for classification, weight-compatible with PaddleClas
+``CLIP_vit_*`` (``ppcls/arch/backbone/model_zoo/foundation_vit.py``, paddleclas 2.6 as PaddleX 3 builds it).
+
+Layout of the official weights: the network's own ``pos_embed`` [1, 1 + grid^2, C], ``cls_token`` [1, 1, C] and
+``proj`` [C, 512] (the CLIP image projection, used only with ``return_embed=True``), then ``patch_embed.proj``
+(patch conv without bias), ``ln_pre`` (LayerNorm before the encoder), ``blocks.{i}`` (``norm1``, ``attn.qkv`` with
+bias, ``attn.proj``, ``norm2``, ``mlp.fc1``/``mlp.fc2`` with exact GELU, as the reference uses for CLIP), the final
+``norm`` and ``head.fc_head``.
+
+Facts of the reference kept here: the classifier reads ``norm`` of ONE token. For the large model that is the class
+token; for the base model the reference drops the class token after the encoder and then reads the first remaining
+token, i.e. the first patch token (``pool_token=1``). Attention scales the logits after ``q @ k^T``.
+
+Input sizes: the position embedding is learned for a 224 input. Other sizes get it resized (bicubic, class-token
+entry kept) to the token grid in ``forward``; inputs that are not a multiple of the patch size are zero-padded at the
+bottom/right first, as the reference does. Inputs smaller than one patch raise ``ModelError``.
+"""
+from __future__ import annotations
+
+from typing import Set, Tuple
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddle.nn.initializer import Constant, Normal, TruncatedNormal
+
+from ..errors import ModelError
+from .layers import DropPath
+from .registry import Preprocess, Recipe, register_model
+
+_trunc_normal = TruncatedNormal(std=0.02)
+_zeros = Constant(0.0)
+
+NATIVE_SIZE = 224
+
+
+def _pad_amounts(height: int, width: int, multiple: int) -> Tuple[int, int]:
+    """Bottom/right zero padding to whole patches, by the reference's rule (when either side is not a multiple,
+    both sides are padded by ``multiple - side % multiple``)."""
+    if height % multiple == 0 and width % multiple == 0:
+        return 0, 0
+    return multiple - height % multiple, multiple - width % multiple
+
+
+def resize_pos_embed(pos_embed, src_grid: Tuple[int, int], dst_grid: Tuple[int, int]):
+    """Bicubically resize the patch part of a [1, 1 + H*W, C] position embedding to ``dst_grid``; the class-token
+    entry is kept as is."""
+    if tuple(src_grid) == tuple(dst_grid):
+        return pos_embed
+    channels = pos_embed.shape[-1]
+    cls_part, grid_part = pos_embed[:, :1], pos_embed[:, 1:]
+    grid_part = grid_part.reshape([1, src_grid[0], src_grid[1], channels]).transpose([0, 3, 1, 2])
+    grid_part = F.interpolate(grid_part.astype("float32"), size=list(dst_grid), mode="bicubic", align_corners=False)
+    grid_part = grid_part.flatten(2).transpose([0, 2, 1]).astype(pos_embed.dtype)
+    return paddle.concat([cls_part, grid_part], axis=1)
+
+
+class Attention(nn.Layer):
+    """Multi-head self-attention over all tokens."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias_attr=None if qkv_bias else False)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x):
+        tokens, channels = x.shape[1], x.shape[2]
+        qkv = self.qkv(x).reshape([-1, tokens, 3, self.num_heads, channels // self.num_heads])
+        qkv = qkv.transpose([2, 0, 3, 1, 4])
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = F.softmax(q.matmul(k.transpose([0, 1, 3, 2])) * self.scale, axis=-1)
+        x = self.attn_drop(attn).matmul(v).transpose([0, 2, 1, 3]).reshape([-1, tokens, channels])
+        return self.proj_drop(self.proj(x))
+
+
+class Mlp(nn.Layer):
+    """Linear -> GELU -> dropout -> Linear -> dropout."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x):
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class Block(nn.Layer):
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float = 0.0, epsilon: float = 1e-5):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, epsilon=epsilon)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, epsilon=epsilon)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+
+    def forward(self, x):
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PatchEmbed(nn.Layer):
+    """Non-overlapping patch conv (no bias) to tokens; returns the tokens and the token grid."""
+
+    def __init__(self, patch_size: int, embed_dim: int, in_channels: int = 3):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2D(in_channels, embed_dim, patch_size, stride=patch_size, bias_attr=False)
+
+    def forward(self, x):
+        pad_h, pad_w = _pad_amounts(x.shape[2], x.shape[3], self.patch_size)
+        if pad_h or pad_w:
+            x = F.pad(x, [0, pad_w, 0, pad_h])
+        x = self.proj(x)
+        return x.flatten(2).transpose([0, 2, 1]), (x.shape[2], x.shape[3])
+
+
+class ClassifierHead(nn.Layer):
+    """The reference's head wrapper: just the ``fc_head`` linear on the pooled, normalised token."""
+
+    def __init__(self, dim: int, num_classes: int):
+        super().__init__()
+        self.fc_head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        return self.fc_head(x)
+
+
+class CLIPVisionTransformer(nn.Layer):
+    """CLIP ViT image encoder with a linear classifier.
+
+    Layer-wise learning-rate decay (the recipe's ``layer_decay``): ``layer_id_of(name)`` gives a parameter's depth
+    as PaddleClas' AdamWDL assigns it -- 0 for the embeddings (``pos_embed``, ``cls_token``, ``patch_embed.*``,
+    ``ln_pre.*``), ``i + 1`` for ``blocks.i.*`` and ``num_layers_for_decay + 1`` for everything after the encoder
+    (``norm``, ``head``, ``proj``); the optimizer scales each learning rate by
+    ``decay ** (num_layers_for_decay + 1 - layer_id)``. ``no_weight_decay()`` names the multi-dimensional parameters
+    the recipe exempts from weight decay (besides 1-D parameters and biases).
+
+    Args:
+        patch_size: side of the square patches.
+        embed_dim: token width.
+        depth: number of transformer blocks.
+        num_heads: attention heads.
+        num_classes: classifier outputs.
+        pool_token: index of the token the classifier reads after the encoder (see the module docstring).
+        drop_class_token: drop the class token after the encoder (before pooling), as the reference does for base.
+        mlp_ratio: MLP hidden width relative to ``embed_dim``.
+        qkv_bias: learn a bias for the query/key/value projection.
+        output_dim: width of the CLIP image projection ``proj``.
+        drop_rate: dropout after the embeddings, in the MLPs and after the attention projection.
+        attn_drop_rate: dropout of the attention weights.
+        drop_path_rate: stochastic-depth rate of the last block (linearly increasing from 0).
+        return_embed: return ``norm(tokens) @ proj`` ([B, N, output_dim]) instead of class logits (no head).
+        head_init_scale: factor on the initial classifier weights.
+        img_size: the input size the model will be run at, if known; only checked (>= one patch).
+        in_channels: image channels.
+        model_name: name used in error messages.
+    """
+
+    def __init__(self, patch_size: int, embed_dim: int, depth: int, num_heads: int, num_classes: int = 1000,
+                 pool_token: int = 0, drop_class_token: bool = False, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, output_dim: int = 512, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
+                 drop_path_rate: float = 0.0, return_embed: bool = False, head_init_scale: float = 0.001,
+                 img_size: int | None = None, in_channels: int = 3, model_name: str = "CLIP"):
+        super().__init__()
+        self.model_name = model_name
+        self.patch_size = patch_size
+        self.grid = (NATIVE_SIZE // patch_size, NATIVE_SIZE // patch_size)
+        self.pool_token = pool_token
+        self.drop_class_token = drop_class_token
+        self.return_embed = return_embed
+        self.num_layers_for_decay = depth
+        if img_size is not None:
+            self._check_size(img_size, img_size)
+
+        # Parameter order of the official weights: pos_embed, cls_token, proj, then the sub-layers.
+        self.pos_embed = self.create_parameter([1, self.grid[0] * self.grid[1] + 1, embed_dim],
+                                               default_initializer=_trunc_normal)
+        self.cls_token = self.create_parameter([1, 1, embed_dim], default_initializer=_trunc_normal)
+        self.proj = self.create_parameter([embed_dim, output_dim], default_initializer=Normal(std=embed_dim ** -0.5))
+        self.patch_embed = PatchEmbed(patch_size, embed_dim, in_channels)
+        self.pos_drop = nn.Dropout(drop_rate)
+        self.ln_pre = nn.LayerNorm(embed_dim)
+        rates = np.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.LayerList([
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop=drop_rate, attn_drop=attn_drop_rate,
+                  drop_path=rates[i]) for i in range(depth)])
+        self.norm = nn.LayerNorm(embed_dim, epsilon=1e-5)
+        self.head = nn.Identity() if return_embed else ClassifierHead(embed_dim, num_classes)
+        self.apply(self._init_weights)
+        if not return_embed:
+            TruncatedNormal(std=0.02 * head_init_scale)(self.head.fc_head.weight)
+
+    @staticmethod
+    def _init_weights(layer: nn.Layer) -> None:
+        if isinstance(layer, nn.Linear):
+            _trunc_normal(layer.weight)
+            if layer.bias is not None:
+                _zeros(layer.bias)
+
+    def layer_id_of(self, param_name: str) -> int:
+        """Depth of a parameter for layer-wise LR decay (0 = embeddings, 1..depth = blocks, depth + 1 = after)."""
+        if param_name.startswith("blocks."):
+            return int(param_name.split(".")[1]) + 1
+        if param_name.startswith(("pos_embed", "cls_token", "patch_embed.", "ln_pre.")):
+            return 0
+        return self.num_layers_for_decay + 1
+
+    def no_weight_decay(self) -> Set[str]:
+        """Multi-dimensional parameters without weight decay in the recipe."""
+        return {"pos_embed", "cls_token"}
+
+    def _check_size(self, height: int, width: int) -> None:
+        if height < 0 or width < 0:
+            raise ModelError(f"{self.model_name} cannot be traced with a dynamic spatial input size",
+                             "export with a fixed input shape, e.g. InputSpec([None, 3, 224, 224])")
+        if height < self.patch_size or width < self.patch_size:
+            raise ModelError(f"{self.model_name} cannot run on a {height}x{width} input",
+                             f"use an input of at least {self.patch_size}x{self.patch_size} pixels (any size >= "
+                             f"{self.patch_size} works; multiples of {self.patch_size} avoid padding, "
+                             f"{NATIVE_SIZE} is native)")
+
+    def forward_features(self, x):
+        self._check_size(x.shape[2], x.shape[3])
+        x, grid = self.patch_embed(x)
+        cls_token = paddle.zeros_like(x[:, :1]) + self.cls_token  # broadcast over a batch that may be dynamic
+        x = paddle.concat([cls_token, x], axis=1) + resize_pos_embed(self.pos_embed, self.grid, grid)
+        x = self.pos_drop(self.ln_pre(x))
+        for block in self.blocks:
+            x = block(x)
+        if self.drop_class_token:
+            x = x[:, 1:]
+        return self.norm(x if self.return_embed else x[:, self.pool_token])
+
+    def forward(self, x):
+        x = self.forward_features(x)
+        if self.return_embed:
+            return x.matmul(self.proj)
+        return self.head(x)
+
+
+# name: (patch, width, depth, heads, pool_token, drop_class_token, batch size, top-1)
+_VARIANTS = {
+    # PaddleClas removes the class token of vit_base_patch16_224 after the encoder, then reads token 0 of the rest.
+    "CLIP_vit_base_patch16_224": (16, 768, 12, 12, 0, True, 32, 0.8536),
+    "CLIP_vit_large_patch14_224": (14, 1024, 24, 16, 0, False, 32, 0.881),
+}
+
+
+def _entry(name: str) -> dict:
+    patch, _, _, _, _, _, batch_size, top1 = _VARIANTS[name]
+    # PaddleX's inference pipeline for CLIP: resize short side 256, center-crop 224, ImageNet mean/std.
+    preprocess = Preprocess(input_size=NATIVE_SIZE, resize_short=256, interpolation="bicubic", min_size=patch)
+    # PaddleX's CLIP configs: AdamWDL (wd 0.05 except 1-D params, biases, pos_embed and cls_token; layer-wise LR
+    # decay 0.6), CE with label smoothing 0.1, timm RandAugment (rand-m9-mstd0.5-inc1) and random erasing 0.25;
+    # no mixup/cutmix, no EMA, no gradient clipping.
+    recipe = Recipe(batch_size=batch_size, learning_rate=3e-4, optimizer="adamw", weight_decay=0.05,
+                    no_decay_norm_bias=True, label_smoothing=0.1, layer_decay=0.6,
+                    augment=("timm_autoaugment", "random_erasing"))
+    return dict(family="CLIP", preprocess=preprocess, recipe=recipe, imagenet_top1=top1)
+
+
+def _build(name: str, num_classes: int, **kwargs) -> CLIPVisionTransformer:
+    patch, width, depth, heads, pool_token, drop_class_token = _VARIANTS[name][:6]
+    return CLIPVisionTransformer(patch, width, depth, heads, num_classes=num_classes, pool_token=pool_token,
+                                 drop_class_token=drop_class_token, model_name=name, **kwargs)
+
+
+@register_model("CLIP_vit_base_patch16_224", **_entry("CLIP_vit_base_patch16_224"))
+def clip_vit_base_patch16_224(*, num_classes: int = 1000, return_embed: bool = False, **kwargs) -> nn.Layer:
+    """CLIP ViT-B/16. Any input size >= 16 works (position embedding resized); ``img_size`` is only checked."""
+    return _build("CLIP_vit_base_patch16_224", num_classes, return_embed=return_embed, **kwargs)
+
+
+@register_model("CLIP_vit_large_patch14_224", **_entry("CLIP_vit_large_patch14_224"))
+def clip_vit_large_patch14_224(*, num_classes: int = 1000, return_embed: bool = False, **kwargs) -> nn.Layer:
+    """CLIP ViT-L/14. Any input size >= 14 works (position embedding resized); ``img_size`` is only checked."""
+    return _build("CLIP_vit_large_patch14_224", num_classes, return_embed=return_embed, **kwargs)

@@ -1,0 +1,99 @@
+"""Building blocks shared by several model families.
+
+Sub-layer attribute names (``conv``, ``bn``) follow PaddleClas so that official ``.pdparams`` keys line up.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import paddle
+import paddle.nn as nn
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
+    """Round a channel count to the nearest multiple of ``divisor``, never dropping below 90% of ``value``."""
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hardswish": nn.Hardswish,
+    "hardsigmoid": nn.Hardsigmoid,
+    "gelu": nn.GELU,
+    "silu": nn.Silu,
+    "swish": nn.Swish,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+def make_act(name: Optional[str]) -> nn.Layer:
+    """An activation layer by name; None gives Identity."""
+    if name is None:
+        return nn.Identity()
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: {sorted(_ACTIVATIONS)}") from None
+
+
+class ConvBN(nn.Layer):
+    """Conv2D (no bias) -> BatchNorm2D -> optional activation, with PaddleClas' ``conv``/``bn`` names."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 groups: int = 1, act: Optional[str] = None, padding: Optional[int] = None, dilation: int = 1):
+        super().__init__()
+        padding = (kernel_size - 1) // 2 * dilation if padding is None else padding
+        self.conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                              groups=groups, dilation=dilation, bias_attr=False)
+        self.bn = nn.BatchNorm2D(out_channels)
+        self.act = make_act(act)
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth: drop whole residual branches per sample while training."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x):
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)
+        mask = paddle.floor(keep + paddle.rand(shape, dtype=x.dtype))
+        return x / keep * mask
+
+
+def fuse_conv_bn(conv: nn.Conv2D, bn: nn.BatchNorm2D) -> Tuple[paddle.Tensor, paddle.Tensor]:
+    """Kernel and bias of a single conv equal (in eval mode) to ``bn(conv(x))``; used by re-parameterization."""
+    std = (bn._variance + bn._epsilon).sqrt()
+    scale = bn.weight / std
+    kernel = conv.weight * scale.reshape([-1, 1, 1, 1])
+    bias = bn.bias - bn._mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return kernel, bias
+
+
+def re_parameterize_model(model: nn.Layer) -> int:
+    """Fold every re-parameterizable block of ``model`` in place (they define ``re_parameterize()``).
+
+    Returns:
+        how many blocks were folded.
+    """
+    count = 0
+    for layer in model.sublayers(include_self=True):
+        fold = getattr(layer, "re_parameterize", None)
+        if callable(fold) and layer is not model:
+            fold()
+            count += 1
+    return count

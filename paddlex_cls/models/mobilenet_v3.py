@@ -1,0 +1,237 @@
+"""MobileNetV3 (Howard et al., 2019), large and small, as PaddleClas ``legendary_models/mobilenet_v3.py`` builds it.
+
+Names follow the official weights: ``conv`` (stem), ``blocks.<i>.{expand_conv,bottleneck_conv,mid_se,linear_conv}``,
+``last_second_conv``, ``last_conv`` (1x1 conv without BN, after the global pool), ``fc``. PaddleClas details that
+change the numbers: the SE gate is ``hardsigmoid(x, slope=0.2, offset=0.5)`` (not x/6 + 0.5) with a squeeze of
+``channels // 4``; the head dropout uses ``downscale_in_infer`` (eval output is scaled by 1 - p); the stem and the
+block-expand conv of block 0 are always present (also when the expansion is 1).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Tuple
+
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddle.regularizer import L2Decay
+
+from .layers import ConvBN, make_divisible
+from .registry import Preprocess, Recipe, register_model
+
+FAMILY = "MobileNetV3"
+
+
+class BlockCfg(NamedTuple):
+    kernel: int
+    expand: int  # hidden width at scale 1.0
+    out: int  # output width at scale 1.0
+    se: bool
+    act: str
+    stride: int
+
+
+LARGE: Tuple[BlockCfg, ...] = tuple(BlockCfg(*row) for row in (
+    (3, 16, 16, False, "relu", 1),
+    (3, 64, 24, False, "relu", 2),
+    (3, 72, 24, False, "relu", 1),
+    (5, 72, 40, True, "relu", 2),
+    (5, 120, 40, True, "relu", 1),
+    (5, 120, 40, True, "relu", 1),
+    (3, 240, 80, False, "hardswish", 2),
+    (3, 200, 80, False, "hardswish", 1),
+    (3, 184, 80, False, "hardswish", 1),
+    (3, 184, 80, False, "hardswish", 1),
+    (3, 480, 112, True, "hardswish", 1),
+    (3, 672, 112, True, "hardswish", 1),
+    (5, 672, 160, True, "hardswish", 2),
+    (5, 960, 160, True, "hardswish", 1),
+    (5, 960, 160, True, "hardswish", 1),
+))
+SMALL: Tuple[BlockCfg, ...] = tuple(BlockCfg(*row) for row in (
+    (3, 16, 16, True, "relu", 2),
+    (3, 72, 24, False, "relu", 2),
+    (3, 88, 24, False, "relu", 1),
+    (5, 96, 40, True, "hardswish", 2),
+    (5, 240, 40, True, "hardswish", 1),
+    (5, 240, 40, True, "hardswish", 1),
+    (5, 120, 48, True, "hardswish", 1),
+    (5, 144, 48, True, "hardswish", 1),
+    (5, 288, 96, True, "hardswish", 2),
+    (5, 576, 96, True, "hardswish", 1),
+    (5, 576, 96, True, "hardswish", 1),
+))
+# arch -> (blocks, width of the 1x1 conv before the pool at scale 1.0)
+ARCHS = {"large": (LARGE, 960), "small": (SMALL, 576)}
+STEM_CHANNELS = 16
+HEAD_CHANNELS = 1280  # width of ``last_conv``; not scaled
+
+
+def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
+             act: Optional[str] = None) -> ConvBN:
+    """ConvBN whose BN scale and shift are excluded from weight decay, as in PaddleClas (L2Decay(0.0))."""
+    layer = ConvBN(in_channels, out_channels, kernel_size, stride=stride, groups=groups, act=act)
+    layer.bn.weight.regularizer = L2Decay(0.0)
+    layer.bn.bias.regularizer = L2Decay(0.0)
+    return layer
+
+
+class SEModule(nn.Layer):
+    """Squeeze-and-excitation: pool -> 1x1 conv (C/4) -> ReLU -> 1x1 conv (C) -> hardsigmoid(0.2, 0.5) gate."""
+
+    def __init__(self, channels: int, reduction: int = 4):
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2D(1)
+        self.conv1 = nn.Conv2D(channels, channels // reduction, 1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2D(channels // reduction, channels, 1)
+
+    def forward(self, x):
+        gate = self.conv2(self.relu(self.conv1(self.avg_pool(x))))
+        return x * F.hardsigmoid(gate, slope=0.2, offset=0.5)
+
+
+class ResidualUnit(nn.Layer):
+    """1x1 expand -> kxk depthwise -> [SE] -> 1x1 linear projection; identity when stride 1 and widths match."""
+
+    def __init__(self, in_channels: int, hidden: int, out_channels: int, kernel: int, stride: int, se: bool,
+                 act: str):
+        super().__init__()
+        self.use_shortcut = stride == 1 and in_channels == out_channels
+        self.expand_conv = _conv_bn(in_channels, hidden, 1, act=act)
+        self.bottleneck_conv = _conv_bn(hidden, hidden, kernel, stride=stride, groups=hidden, act=act)
+        self.mid_se = SEModule(hidden) if se else None
+        self.linear_conv = _conv_bn(hidden, out_channels, 1)
+
+    def forward(self, x):
+        y = self.bottleneck_conv(self.expand_conv(x))
+        if self.mid_se is not None:
+            y = self.mid_se(y)
+        y = self.linear_conv(y)
+        return x + y if self.use_shortcut else y
+
+
+class MobileNetV3(nn.Layer):
+    """MobileNetV3 classifier.
+
+    Args:
+        arch: ``large`` or ``small``.
+        scale: width multiplier (widths are rounded to multiples of 8).
+        num_classes: size of the classifier output.
+        dropout_prob: dropout before the classifier (``downscale_in_infer``, as PaddleClas); None disables it.
+    """
+
+    def __init__(self, arch: str = "large", scale: float = 1.0, num_classes: int = 1000,
+                 dropout_prob: Optional[float] = 0.2):
+        super().__init__()
+        blocks, squeeze = ARCHS[arch]
+        self.scale = scale
+        in_channels = make_divisible(STEM_CHANNELS * scale)
+        self.conv = _conv_bn(3, in_channels, 3, stride=2, act="hardswish")
+        units = []
+        for cfg in blocks:
+            out_channels = make_divisible(cfg.out * scale)
+            units.append(ResidualUnit(in_channels, make_divisible(cfg.expand * scale), out_channels, cfg.kernel,
+                                      cfg.stride, cfg.se, cfg.act))
+            in_channels = out_channels
+        self.blocks = nn.Sequential(*units)
+        squeeze_channels = make_divisible(squeeze * scale)
+        self.last_second_conv = _conv_bn(in_channels, squeeze_channels, 1, act="hardswish")
+        self.avg_pool = nn.AdaptiveAvgPool2D(1)
+        self.last_conv = nn.Conv2D(squeeze_channels, HEAD_CHANNELS, 1, bias_attr=False)
+        self.hardswish = nn.Hardswish()
+        self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer") if dropout_prob else nn.Identity()
+        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
+        self.fc = nn.Linear(HEAD_CHANNELS, num_classes)
+
+    def forward(self, x):
+        x = self.last_second_conv(self.blocks(self.conv(x)))
+        x = self.hardswish(self.last_conv(self.avg_pool(x)))
+        return self.fc(self.flatten(self.dropout(x)))
+
+
+class Variant(NamedTuple):
+    arch: str
+    scale: float
+    weight_decay: float  # L2 coefficient of the PaddleClas ImageNet config
+    top1: float  # ImageNet top-1 published by PaddleX
+    augment: Tuple[str, ...] = ()
+
+
+VARIANTS = {
+    "MobileNetV3_large_x0_35": Variant("large", 0.35, 2e-5, 0.643),
+    "MobileNetV3_large_x0_5": Variant("large", 0.5, 2e-5, 0.692),
+    "MobileNetV3_large_x0_75": Variant("large", 0.75, 2e-5, 0.731),
+    "MobileNetV3_large_x1_0": Variant("large", 1.0, 2e-5, 0.753, ("autoaugment",)),
+    "MobileNetV3_large_x1_25": Variant("large", 1.25, 4e-5, 0.764),
+    "MobileNetV3_small_x0_35": Variant("small", 0.35, 1e-5, 0.530),
+    "MobileNetV3_small_x0_5": Variant("small", 0.5, 1e-5, 0.592),
+    "MobileNetV3_small_x0_75": Variant("small", 0.75, 2e-5, 0.660),
+    "MobileNetV3_small_x1_0": Variant("small", 1.0, 2e-5, 0.682),
+    "MobileNetV3_small_x1_25": Variant("small", 1.25, 2e-5, 0.707),
+}
+BATCH_SIZE = {"large": 128, "small": 256}  # PaddleX per-card defaults
+
+PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear")
+
+
+def _register(name: str):
+    variant = VARIANTS[name]
+    # PaddleClas MobileNetV3 configs: Momentum 0.9 + cosine with warmup, label smoothing 0.1; BN params carry
+    # their own zero decay (see ``_conv_bn``), so the optimizer-level exclusion stays off.
+    recipe = Recipe(batch_size=BATCH_SIZE[variant.arch], learning_rate=0.13, optimizer="momentum",
+                    weight_decay=variant.weight_decay, label_smoothing=0.1, augment=variant.augment)
+    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=recipe, imagenet_top1=variant.top1)
+
+
+def _build(name: str, num_classes: int, **kwargs) -> MobileNetV3:
+    variant = VARIANTS[name]
+    return MobileNetV3(arch=variant.arch, scale=variant.scale, num_classes=num_classes, **kwargs)
+
+
+@_register("MobileNetV3_large_x0_35")
+def mobilenet_v3_large_x0_35(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_large_x0_35", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_large_x0_5")
+def mobilenet_v3_large_x0_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_large_x0_5", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_large_x0_75")
+def mobilenet_v3_large_x0_75(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_large_x0_75", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_large_x1_0")
+def mobilenet_v3_large_x1_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_large_x1_0", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_large_x1_25")
+def mobilenet_v3_large_x1_25(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_large_x1_25", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_small_x0_35")
+def mobilenet_v3_small_x0_35(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_small_x0_35", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_small_x0_5")
+def mobilenet_v3_small_x0_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_small_x0_5", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_small_x0_75")
+def mobilenet_v3_small_x0_75(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_small_x0_75", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_small_x1_0")
+def mobilenet_v3_small_x1_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_small_x1_0", num_classes, **kwargs)
+
+
+@_register("MobileNetV3_small_x1_25")
+def mobilenet_v3_small_x1_25(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("MobileNetV3_small_x1_25", num_classes, **kwargs)

@@ -1,0 +1,327 @@
+"""PP-HGNetV2 (PaddleClas, 2023): PP-HGNet with a two-path stem, light (1x1 + depthwise) units and LAB.
+
+Layout and names follow PaddleClas ``legendary_models/pp_hgnet_v2.py`` so that the official weights load:
+``stem.{stem1,stem2a,stem2b,stem3,stem4}``, ``stages.<s>.{downsample,blocks.<b>}`` and the head
+``last_conv`` (1x1 to 2048, no bias) -> ReLU -> [``lab``] -> dropout -> ``fc``.
+
+Facts of the reference kept exactly:
+- Stem: stem1 3x3 s2; then two paths from its output: stem2a/stem2b are 2x2 stride-1 convs with ``"SAME"``
+  padding (0 before, 1 after) and a 2x2 stride-1 max-pool, also ``"SAME"`` with ``ceil_mode=True``; the two are
+  concatenated (pool first) and go through stem3 (3x3 s2) and stem4 (1x1).
+- Every conv+BN unit with an activation is conv -> BN -> ReLU -> [LAB]; LAB (learnable affine block,
+  ``scale * x + bias`` with two scalars, learning rate x0.01) is used by B0-B3 (``use_lab``), never on units
+  without an activation (the 1x1 of a light unit, the stage downsampling conv).
+- An HG block concatenates its input with the outputs of ``layer_num`` chained units (3x3 conv units in stages 1-2,
+  light units 1x1 conv+BN -> kxk depthwise conv+BN+ReLU in stages 3-4), then squeezes with a 1x1 to
+  ``out/2`` and expands with a 1x1 to ``out`` (both with ReLU [+LAB]); blocks after the first add their input.
+- Head dropout is ``downscale_in_infer`` (eval scales by ``1 - p``); PaddleX builds these models with p=0.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple
+
+import paddle
+import paddle.nn as nn
+
+from .registry import Preprocess, Recipe, register_model
+
+FAMILY = "PP-HGNetV2"
+
+
+class LearnableAffineBlock(nn.Layer):
+    """``scale * x + bias`` with two learnable scalars, trained at ``lr_mult * lab_lr`` times the base LR."""
+
+    def __init__(self, scale_value: float = 1.0, bias_value: float = 0.0, lr_mult: float = 1.0,
+                 lab_lr: float = 0.01):
+        super().__init__()
+        attr = paddle.ParamAttr(learning_rate=lr_mult * lab_lr)
+        self.scale = self.create_parameter([1], attr=attr, default_initializer=nn.initializer.Constant(scale_value))
+        attr = paddle.ParamAttr(learning_rate=lr_mult * lab_lr)
+        self.bias = self.create_parameter([1], attr=attr, default_initializer=nn.initializer.Constant(bias_value))
+
+    def forward(self, x):
+        return self.scale * x + self.bias
+
+
+class ConvBNAct(nn.Layer):
+    """Conv (no bias) -> BN -> [ReLU -> [LAB]], names ``conv``/``bn``/``lab``.
+
+    Args:
+        same_padding: ``"SAME"`` padding (asymmetric for even kernels) instead of ``(k - 1) // 2``.
+        lr_mult: learning-rate multiplier of the conv and BN parameters.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 groups: int = 1, use_act: bool = True, use_lab: bool = False, same_padding: bool = False,
+                 lr_mult: float = 1.0):
+        super().__init__()
+        self.use_act = use_act
+        self.use_lab = use_act and use_lab
+        padding = "SAME" if same_padding else (kernel_size - 1) // 2
+        self.conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                              groups=groups, weight_attr=paddle.ParamAttr(learning_rate=lr_mult), bias_attr=False)
+        self.bn = nn.BatchNorm2D(out_channels, weight_attr=paddle.ParamAttr(learning_rate=lr_mult),
+                                 bias_attr=paddle.ParamAttr(learning_rate=lr_mult))
+        if use_act:
+            self.act = nn.ReLU()
+            if use_lab:
+                self.lab = LearnableAffineBlock(lr_mult=lr_mult)
+
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        if self.use_act:
+            x = self.act(x)
+            if self.use_lab:
+                x = self.lab(x)
+        return x
+
+
+class LightConvBNAct(nn.Layer):
+    """1x1 conv+BN (no activation) then k x k depthwise conv+BN+ReLU[+LAB]."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, use_lab: bool = False,
+                 lr_mult: float = 1.0):
+        super().__init__()
+        self.conv1 = ConvBNAct(in_channels, out_channels, 1, use_act=False, use_lab=use_lab, lr_mult=lr_mult)
+        self.conv2 = ConvBNAct(out_channels, out_channels, kernel_size, groups=out_channels, use_lab=use_lab,
+                               lr_mult=lr_mult)
+
+    def forward(self, x):
+        return self.conv2(self.conv1(x))
+
+
+class StemBlock(nn.Layer):
+    """stem1 (3x3 s2) -> [maxpool 2x2 | stem2a -> stem2b (2x2 convs)] -> concat -> stem3 (3x3 s2) -> stem4 (1x1)."""
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, use_lab: bool = False,
+                 lr_mult: float = 1.0):
+        super().__init__()
+        opts = dict(use_lab=use_lab, lr_mult=lr_mult)
+        self.stem1 = ConvBNAct(in_channels, mid_channels, 3, stride=2, **opts)
+        self.stem2a = ConvBNAct(mid_channels, mid_channels // 2, 2, same_padding=True, **opts)
+        self.stem2b = ConvBNAct(mid_channels // 2, mid_channels, 2, same_padding=True, **opts)
+        self.stem3 = ConvBNAct(mid_channels * 2, mid_channels, 3, stride=2, **opts)
+        self.stem4 = ConvBNAct(mid_channels, out_channels, 1, **opts)
+        self.pool = nn.MaxPool2D(kernel_size=2, stride=1, padding="SAME", ceil_mode=True)
+
+    def forward(self, x):
+        x = self.stem1(x)
+        x2 = self.stem2b(self.stem2a(x))
+        x1 = self.pool(x)
+        x = paddle.concat([x1, x2], axis=1)
+        return self.stem4(self.stem3(x))
+
+
+class HGV2Block(nn.Layer):
+    """Chained units, concatenation with the input, 1x1 squeeze to out/2 and 1x1 excitation to out, residual."""
+
+    def __init__(self, in_channels: int, mid_channels: int, out_channels: int, kernel_size: int = 3,
+                 layer_num: int = 6, identity: bool = False, light_block: bool = True, use_lab: bool = False,
+                 lr_mult: float = 1.0):
+        super().__init__()
+        self.identity = identity
+        opts = dict(use_lab=use_lab, lr_mult=lr_mult)
+        unit = LightConvBNAct if light_block else ConvBNAct
+        self.layers = nn.LayerList([
+            unit(in_channels if i == 0 else mid_channels, mid_channels, kernel_size=kernel_size, **opts)
+            for i in range(layer_num)
+        ])
+        total = in_channels + layer_num * mid_channels
+        self.aggregation_squeeze_conv = ConvBNAct(total, out_channels // 2, 1, **opts)
+        self.aggregation_excitation_conv = ConvBNAct(out_channels // 2, out_channels, 1, **opts)
+
+    def forward(self, x):
+        outputs = [x]
+        y = x
+        for layer in self.layers:
+            y = layer(y)
+            outputs.append(y)
+        y = self.aggregation_excitation_conv(self.aggregation_squeeze_conv(paddle.concat(outputs, axis=1)))
+        if self.identity:
+            y = y + x
+        return y
+
+
+class StageSpec(NamedTuple):
+    in_channels: int
+    mid_channels: int
+    out_channels: int
+    block_num: int
+    is_downsample: bool
+    light_block: bool
+    kernel_size: int
+    layer_num: int
+
+
+class HGV2Stage(nn.Layer):
+    """Optional depthwise 3x3 stride-2 conv+BN (no activation) then ``block_num`` HGV2 blocks."""
+
+    def __init__(self, spec: StageSpec, use_lab: bool = False, lr_mult: float = 1.0):
+        super().__init__()
+        self.is_downsample = spec.is_downsample
+        if spec.is_downsample:
+            self.downsample = ConvBNAct(spec.in_channels, spec.in_channels, 3, stride=2, groups=spec.in_channels,
+                                        use_act=False, use_lab=use_lab, lr_mult=lr_mult)
+        self.blocks = nn.Sequential(*[
+            HGV2Block(spec.in_channels if i == 0 else spec.out_channels, spec.mid_channels, spec.out_channels,
+                      kernel_size=spec.kernel_size, layer_num=spec.layer_num, identity=i > 0,
+                      light_block=spec.light_block, use_lab=use_lab, lr_mult=lr_mult)
+            for i in range(spec.block_num)
+        ])
+
+    def forward(self, x):
+        if self.is_downsample:
+            x = self.downsample(x)
+        return self.blocks(x)
+
+
+class PPHGNetV2(nn.Layer):
+    """PP-HGNetV2 classifier.
+
+    Args:
+        stem_channels: (input, middle, output) widths of the stem.
+        stages: the four stage specifications.
+        use_lab: learnable affine blocks after the activations (B0-B3).
+        num_classes: size of the classifier output.
+        use_last_conv: put the 1x1 expansion conv + ReLU [+ LAB] + dropout before the classifier.
+        class_expand: width of that expansion conv.
+        dropout_prob: dropout before the classifier (``downscale_in_infer``: eval scales by ``1 - p``).
+        lr_mult_list: learning-rate multipliers of the stem and of each stage.
+    """
+
+    def __init__(self, stem_channels: Tuple[int, int, int], stages: Tuple[StageSpec, ...], use_lab: bool = False,
+                 num_classes: int = 1000, use_last_conv: bool = True, class_expand: int = 2048,
+                 dropout_prob: float = 0.0, lr_mult_list: Tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)):
+        super().__init__()
+        self.use_lab = use_lab
+        self.use_last_conv = use_last_conv
+        self.stem = StemBlock(*stem_channels, use_lab=use_lab, lr_mult=lr_mult_list[0])
+        self.stages = nn.LayerList([
+            HGV2Stage(spec, use_lab=use_lab, lr_mult=lr_mult_list[i + 1]) for i, spec in enumerate(stages)
+        ])
+        self.avg_pool = nn.AdaptiveAvgPool2D(1)
+        width = stages[-1].out_channels
+        if use_last_conv:
+            self.last_conv = nn.Conv2D(width, class_expand, 1, bias_attr=False)
+            self.act = nn.ReLU()
+            if use_lab:
+                self.lab = LearnableAffineBlock()
+            self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer")
+            width = class_expand
+        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
+        self.fc = nn.Linear(width, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # As PaddleClas: Kaiming-normal convs, BN weight 1 / bias 0, zero classifier bias.
+        init = nn.initializer
+        kaiming, zeros, ones = init.KaimingNormal(), init.Constant(0.0), init.Constant(1.0)
+        for layer in self.sublayers():
+            if isinstance(layer, nn.Conv2D):
+                kaiming(layer.weight)
+            elif isinstance(layer, nn.BatchNorm2D):
+                ones(layer.weight)
+                zeros(layer.bias)
+            elif isinstance(layer, nn.Linear):
+                zeros(layer.bias)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        x = self.avg_pool(x)
+        if self.use_last_conv:
+            x = self.act(self.last_conv(x))
+            if self.use_lab:
+                x = self.lab(x)
+            x = self.dropout(x)
+        return self.fc(self.flatten(x))
+
+
+class Variant(NamedTuple):
+    stem_channels: Tuple[int, int, int]
+    stages: Tuple[StageSpec, ...]
+    use_lab: bool
+    top1: float  # ImageNet top-1 published by PaddleX
+
+
+def _stages(*rows: Tuple) -> Tuple[StageSpec, ...]:
+    return tuple(StageSpec(*row) for row in rows)
+
+
+# Stage rows: in, mid, out, blocks, downsample, light block, kernel, layers per block.
+VARIANTS = {
+    "PP-HGNetV2-B0": Variant((3, 16, 16), _stages(
+        (16, 16, 64, 1, False, False, 3, 3), (64, 32, 256, 1, True, False, 3, 3),
+        (256, 64, 512, 2, True, True, 5, 3), (512, 128, 1024, 1, True, True, 5, 3)), True, 0.7777),
+    "PP-HGNetV2-B1": Variant((3, 24, 32), _stages(
+        (32, 32, 64, 1, False, False, 3, 3), (64, 48, 256, 1, True, False, 3, 3),
+        (256, 96, 512, 2, True, True, 5, 3), (512, 192, 1024, 1, True, True, 5, 3)), True, 0.7918),
+    "PP-HGNetV2-B2": Variant((3, 24, 32), _stages(
+        (32, 32, 96, 1, False, False, 3, 4), (96, 64, 384, 1, True, False, 3, 4),
+        (384, 128, 768, 3, True, True, 5, 4), (768, 256, 1536, 1, True, True, 5, 4)), True, 0.8174),
+    "PP-HGNetV2-B3": Variant((3, 24, 32), _stages(
+        (32, 32, 128, 1, False, False, 3, 5), (128, 64, 512, 1, True, False, 3, 5),
+        (512, 128, 1024, 3, True, True, 5, 5), (1024, 256, 2048, 1, True, True, 5, 5)), True, 0.8298),
+    "PP-HGNetV2-B4": Variant((3, 32, 48), _stages(
+        (48, 48, 128, 1, False, False, 3, 6), (128, 96, 512, 1, True, False, 3, 6),
+        (512, 192, 1024, 3, True, True, 5, 6), (1024, 384, 2048, 1, True, True, 5, 6)), False, 0.8357),
+    "PP-HGNetV2-B5": Variant((3, 32, 64), _stages(
+        (64, 64, 128, 1, False, False, 3, 6), (128, 128, 512, 2, True, False, 3, 6),
+        (512, 256, 1024, 5, True, True, 5, 6), (1024, 512, 2048, 2, True, True, 5, 6)), False, 0.8475),
+    "PP-HGNetV2-B6": Variant((3, 48, 96), _stages(
+        (96, 96, 192, 2, False, False, 3, 6), (192, 192, 512, 3, True, False, 3, 6),
+        (512, 384, 1024, 6, True, True, 5, 6), (1024, 768, 2048, 3, True, True, 5, 6)), False, 0.8630),
+}
+
+# PaddleX inference.yml: resize short side 232 (bicubic), center crop 224.
+PREPROCESS = Preprocess(input_size=224, resize_short=232, interpolation="bicubic", min_size=32)
+# PaddleX/PaddleClas PPHGNetV2 (fine-tune) configs: Momentum 0.9, L2 2e-5 (BN excluded via L2Decay(0) in the
+# reference), CE with label smoothing 0.1, no EMA; bicubic crop + flip, RandAugment (timm, m7) and random erasing.
+RECIPE = Recipe(batch_size=64, learning_rate=0.05, optimizer="momentum", weight_decay=2e-5, no_decay_norm_bias=True,
+                label_smoothing=0.1, augment=("timm_autoaugment", "random_erasing"))
+
+
+def _register(name: str):
+    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=RECIPE,
+                          imagenet_top1=VARIANTS[name].top1)
+
+
+def _build(name: str, num_classes: int, **kwargs) -> PPHGNetV2:
+    v = VARIANTS[name]
+    return PPHGNetV2(v.stem_channels, v.stages, use_lab=v.use_lab, num_classes=num_classes, **kwargs)
+
+
+@_register("PP-HGNetV2-B0")
+def pphgnetv2_b0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("PP-HGNetV2-B0", num_classes, **kwargs)
+
+
+@_register("PP-HGNetV2-B1")
+def pphgnetv2_b1(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("PP-HGNetV2-B1", num_classes, **kwargs)
+
+
+@_register("PP-HGNetV2-B2")
+def pphgnetv2_b2(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("PP-HGNetV2-B2", num_classes, **kwargs)
+
+
+@_register("PP-HGNetV2-B3")
+def pphgnetv2_b3(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("PP-HGNetV2-B3", num_classes, **kwargs)
+
+
+@_register("PP-HGNetV2-B4")
+def pphgnetv2_b4(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("PP-HGNetV2-B4", num_classes, **kwargs)
+
+
+@_register("PP-HGNetV2-B5")
+def pphgnetv2_b5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("PP-HGNetV2-B5", num_classes, **kwargs)
+
+
+@_register("PP-HGNetV2-B6")
+def pphgnetv2_b6(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
+    return _build("PP-HGNetV2-B6", num_classes, **kwargs)

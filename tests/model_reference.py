@@ -1,0 +1,26 @@
+"""Reference state-dict layouts of the official weights (copied from shared/ref_models.json.gz into tests/data)."""
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data" / "ref_state_dicts.json.gz"
+
+
+@functools.lru_cache(maxsize=1)
+def reference() -> dict:
+    """{model name: {keys: [[key, shape, dtype], ...], params_all, params_trainable, input_size, rep}}."""
+    with gzip.open(DATA, "rt") as f:
+        return json.load(f)
+
+
+def test_input_size(entry) -> int:
+    """Smallest cheap input the architecture takes: 32, raised to its minimum and rounded to its multiple."""
+    pre = entry.preprocess
+    if pre.fixed_size:
+        return pre.input_size
+    size = max(32, pre.min_size)
+    mult = pre.size_multiple
+    return -(-size // mult) * mult
