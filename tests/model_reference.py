@@ -16,7 +16,7 @@ def reference() -> dict:
         return json.load(f)
 
 
-def test_input_size(entry) -> int:
+def small_input_size(entry) -> int:
     """Smallest cheap input the architecture takes: 32, raised to its minimum and rounded to its multiple."""
     pre = entry.preprocess
     if pre.fixed_size:

@@ -8,7 +8,7 @@ import pytest
 from paddlex_cls.models import build_model, get_entry, list_models
 from paddlex_cls.models.layers import re_parameterize_model
 
-from .model_reference import reference, test_input_size
+from .model_reference import reference, small_input_size
 
 MODELS = list_models()
 # Forward/backward of the biggest models costs seconds each on 2 cores; they run with -m slow.
@@ -28,7 +28,7 @@ def test_state_dict_matches_official(name):
 
 def _forward_backward(name: str, num_classes: int = 7):
     entry = get_entry(name)
-    size = test_input_size(entry)
+    size = small_input_size(entry)
     paddle.seed(0)
     net = build_model(name, num_classes=num_classes)
     net.train()

@@ -20,9 +20,15 @@ class ClsDataset:
     """A split of a ClsDataset folder; items are ``(CHW float32 array, int64 label)`` numpy pairs.
 
     numpy (not paddle Tensors) so the DataLoader can run workers without shared memory (platform facts).
+
+    An unreadable image does not raise inside ``__getitem__``: Paddle's DataLoader hangs (no workers) or replaces the
+    error by a generic one (workers). The item comes back as a zero image with label ``-1 - index`` instead, and
+    ``check_batch`` (called by the trainer and the evaluator in the main process) raises ImageReadError naming the
+    list file and line.
     """
 
-    def __init__(self, root: str, split: str, transform: Callable, seed: Optional[int] = None):
+    def __init__(self, root: str, split: str, transform: Callable, seed: Optional[int] = None,
+                 image_size: int = 224):
         ann = parse_dataset(root, (split,), check_exists=True)
         ann.raise_if_problems()
         self.root = ann.root
@@ -32,6 +38,7 @@ class ClsDataset:
         self.transform = transform
         self.seed = seed
         self.epoch = 0
+        self.image_size = image_size
 
     def set_epoch(self, epoch: int) -> None:
         """Random augmentation of item i in epoch e depends on (seed, e, i) only: workers and resume agree."""
@@ -52,12 +59,23 @@ class ClsDataset:
             np.random.seed(item_seed)
         try:
             img = load_rgb(s.path)
-        except Exception as e:  # PIL raises many types for a broken file
-            raise ImageReadError(f"{SPLIT_FILES[self.split]}:{s.line}: cannot read image {s.path} "
-                                 f"({type(e).__name__}: {e})",
-                                 "replace or remove the file; run -o Global.mode=check_dataset "
-                                 "-o CheckDataset.verify_images=full to find every broken image") from None
+        except Exception:  # PIL raises many types for a broken file; check_batch reports it
+            return np.zeros((3, self.image_size, self.image_size), np.float32), np.asarray(-1 - idx, dtype=np.int64)
         return self.transform(img), np.asarray(s.label, dtype=np.int64)
+
+    def check_batch(self, labels: np.ndarray) -> None:
+        """Raise ImageReadError for the first unreadable image of a batch (see the class docstring)."""
+        bad = labels[labels < 0]
+        if bad.size:
+            s = self.samples[int(-1 - bad.flat[0])]
+            try:
+                load_rgb(s.path)
+                why = "read failed"
+            except Exception as e:  # noqa: BLE001  re-read in this process to name the real cause
+                why = f"{type(e).__name__}: {e}"
+            raise ImageReadError(f"{SPLIT_FILES[self.split]}:{s.line}: cannot read image {s.path} ({why})",
+                                 "replace or remove the file; run -o Global.mode=check_dataset "
+                                 "-o CheckDataset.verify_images=full to find every broken image")
 
 
 def label_names(root: str) -> List[str]:

@@ -30,7 +30,8 @@ class EvalMetrics:
         return [float(self.confusion[i, i] / t) if t else None for i, t in enumerate(totals)]
 
     def to_dict(self, prefix: str = "val.") -> Dict[str, float]:
-        return {f"{prefix}top1": self.top1, f"{prefix}top{self.k}": self.topk}
+        """PaddleX's keys; ``top5`` holds top-k with k = min(5, num_classes)."""
+        return {f"{prefix}top1": self.top1, f"{prefix}top5": self.topk}
 
 
 def evaluate(model: paddle.nn.Layer, loader, num_classes: int, topk: int = 5, log_interval: int = 0,
@@ -51,8 +52,11 @@ def evaluate(model: paddle.nn.Layer, loader, num_classes: int, topk: int = 5, lo
     start = time.time()
     with paddle.no_grad():
         for it, (images, labels) in enumerate(loader, 1):
-            logits = model(images)
             labels_np = labels.numpy().reshape(-1)
+            check = getattr(loader.dataset, "check_batch", None)
+            if check:
+                check(labels_np)
+            logits = model(images)
             loss_sum += float(F.cross_entropy(logits, labels.reshape([-1, 1]), reduction="sum").item())
             scores = logits.numpy()
             top = np.argsort(-scores, axis=1)[:, :k]

@@ -80,12 +80,15 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     inherit_training_settings(cfg, ev["weight_path"])
     entry = get_entry(g["model"])
     num_classes = cfg["Train"]["num_classes"]
-    dataset = ClsDataset(g["dataset_dir"], "val", eval_transform(entry.preprocess, g["input_size"]))
+    weights = fetch(ev["weight_path"]) if ev["weight_path"].startswith(("http://", "https://")) else ev["weight_path"]
+    ckpt = load_checkpoint(weights)
+    dataset = ClsDataset(g["dataset_dir"], "val", eval_transform(entry.preprocess, g["input_size"]),
+                         image_size=g["input_size"] or entry.preprocess.input_size)
     if dataset.num_classes != num_classes:
-        raise ConfigError(f"the weights have {num_classes} classes but {g['dataset_dir']}/label.txt lists "
-                          f"{dataset.num_classes}", "evaluate on a dataset with the classes the model was trained on")
+        raise ConfigError(f"Train.num_classes={num_classes} (the evaluated model's classes) but {g['dataset_dir']}"
+                          f"/label.txt lists {dataset.num_classes}", "evaluate on a dataset with the classes the "
+                          f"model was trained on, or set -o Train.num_classes={dataset.num_classes}")
     model = entry.build(num_classes=num_classes, input_size=g["input_size"])
-    ckpt = load_checkpoint(fetch(ev["weight_path"]) if ev["weight_path"].startswith("http") else ev["weight_path"])
     load_weights(model, ckpt.ema if ckpt.ema is not None else ckpt.model, ev["weight_path"])
     loader = build_loader(dataset, ev["batch_size"] or cfg["Train"]["batch_size"], train=False,
                           num_workers=cfg["Train"]["num_workers"])

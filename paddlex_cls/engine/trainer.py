@@ -60,8 +60,9 @@ class Trainer:
             raise ConfigError(f"Train.random_crop_scale must be in (0, 1], got {t['random_crop_scale']}",
                               "e.g. -o Train.random_crop_scale=0.5")
         augment = train_transform(pre, self.input_size, self.recipe.augment, t["random_crop_scale"], t["random_flip"])
-        self.train_ds = ClsDataset(g["dataset_dir"], "train", augment, seed=self.seed)
-        self.val_ds = ClsDataset(g["dataset_dir"], "val", eval_transform(pre, self.input_size))
+        crop = self.input_size or pre.input_size
+        self.train_ds = ClsDataset(g["dataset_dir"], "train", augment, seed=self.seed, image_size=crop)
+        self.val_ds = ClsDataset(g["dataset_dir"], "val", eval_transform(pre, self.input_size), image_size=crop)
         self.labels = [self.train_ds.labels[i] for i in range(self.train_ds.num_classes)]
         self.num_classes = t["num_classes"]
         if self.num_classes != len(self.labels):
@@ -165,6 +166,7 @@ class Trainer:
         epoch_start = tic
         for it, (images, labels) in enumerate(self.train_loader, 1):
             reader_cost = time.time() - tic
+            self.train_ds.check_batch(labels.numpy())
             soft = None
             if mixing:
                 mixed, soft_np = mix_batch(images.numpy(), labels.numpy(), self.num_classes, self.recipe.augment,

@@ -17,7 +17,7 @@ bottom/right first, as the reference does. Inputs smaller than one patch raise `
 """
 from __future__ import annotations
 
-from typing import Set, Tuple
+from typing import Optional, Set, Tuple
 
 import numpy as np
 import paddle
@@ -172,7 +172,7 @@ class CLIPVisionTransformer(nn.Layer):
                  pool_token: int = 0, drop_class_token: bool = False, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, output_dim: int = 512, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, return_embed: bool = False, head_init_scale: float = 0.001,
-                 img_size: int | None = None, in_channels: int = 3, model_name: str = "CLIP"):
+                 img_size: Optional[int] = None, in_channels: int = 3, model_name: str = "CLIP"):
         super().__init__()
         self.model_name = model_name
         self.patch_size = patch_size
@@ -278,12 +278,14 @@ def _build(name: str, num_classes: int, **kwargs) -> CLIPVisionTransformer:
 
 
 @register_model("CLIP_vit_base_patch16_224", **_entry("CLIP_vit_base_patch16_224"))
-def clip_vit_base_patch16_224(*, num_classes: int = 1000, return_embed: bool = False, **kwargs) -> nn.Layer:
+def clip_vit_base_patch16_224(*, num_classes: int = 1000, return_embed: bool = False,
+                              img_size: Optional[int] = None, **kwargs) -> nn.Layer:
     """CLIP ViT-B/16. Any input size >= 16 works (position embedding resized); ``img_size`` is only checked."""
-    return _build("CLIP_vit_base_patch16_224", num_classes, return_embed=return_embed, **kwargs)
+    return _build("CLIP_vit_base_patch16_224", num_classes, return_embed=return_embed, img_size=img_size, **kwargs)
 
 
 @register_model("CLIP_vit_large_patch14_224", **_entry("CLIP_vit_large_patch14_224"))
-def clip_vit_large_patch14_224(*, num_classes: int = 1000, return_embed: bool = False, **kwargs) -> nn.Layer:
+def clip_vit_large_patch14_224(*, num_classes: int = 1000, return_embed: bool = False,
+                               img_size: Optional[int] = None, **kwargs) -> nn.Layer:
     """CLIP ViT-L/14. Any input size >= 14 works (position embedding resized); ``img_size`` is only checked."""
-    return _build("CLIP_vit_large_patch14_224", num_classes, return_embed=return_embed, **kwargs)
+    return _build("CLIP_vit_large_patch14_224", num_classes, return_embed=return_embed, img_size=img_size, **kwargs)

@@ -48,6 +48,19 @@ def _pad_amounts(height: int, width: int, multiple: int) -> Tuple[int, int]:
     return multiple - height % multiple, multiple - width % multiple
 
 
+def _pad_bottom_right(x, pad_h: int, pad_w: int):
+    """Zero-pad a [B, H, W, C] map by ``pad_h`` rows at the bottom and ``pad_w`` columns at the right.
+
+    Built from concatenated zeros rather than ``F.pad(..., data_format="NHWC")``, whose exported graph Paddle
+    Inference's oneDNN kernels fail to run.
+    """
+    if pad_h:
+        x = paddle.concat([x, paddle.zeros_like(x[:, :1]).tile([1, pad_h, 1, 1])], axis=1)
+    if pad_w:
+        x = paddle.concat([x, paddle.zeros_like(x[:, :, :1]).tile([1, 1, pad_w, 1])], axis=2)
+    return x
+
+
 def _relative_position_index(window: int) -> np.ndarray:
     """[window^2, window^2] int64 index into the (2*window-1)^2 relative-position bias table."""
     coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)
@@ -77,7 +90,9 @@ def window_partition(x, window: int):
     """[B, H, W, C] -> [B * num_windows, window * window, C] (H and W multiples of ``window``)."""
     _, height, width, channels = x.shape
     x = x.reshape([-1, height // window, window, width // window, window, channels])
-    return x.transpose([0, 1, 3, 2, 4, 5]).reshape([-1, window * window, channels])
+    # Two reshapes, not one: with a single reshape the exported graph fails under Paddle Inference + oneDNN.
+    x = x.transpose([0, 1, 3, 2, 4, 5]).reshape([-1, window, window, channels])
+    return x.reshape([-1, window * window, channels])
 
 
 def window_reverse(windows, window: int, height: int, width: int):
@@ -133,7 +148,8 @@ class WindowAttention(nn.Layer):
         attn = paddle.matmul(q * self.scale, k.transpose([0, 1, 3, 2])) + self.relative_position_bias()
         if mask is not None:
             num_windows = mask.shape[0]
-            attn = attn.reshape([-1, num_windows, self.num_heads, tokens, tokens]) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.reshape([-1, num_windows, self.num_heads, tokens, tokens])
+            attn = attn + mask.astype(attn.dtype).unsqueeze(1).unsqueeze(0)
             attn = attn.reshape([-1, self.num_heads, tokens, tokens])
         attn = self.attn_drop(F.softmax(attn, axis=-1))
         x = paddle.matmul(attn, v).transpose([0, 2, 1, 3]).reshape([-1, tokens, channels])
@@ -162,8 +178,7 @@ class SwinBlock(nn.Layer):
         """Window attention on a [B, H, W, C] map (padded to whole windows, rolled when shifted)."""
         channels = x.shape[-1]
         pad_h, pad_w = _pad_amounts(height, width, self.window)
-        if pad_h or pad_w:
-            x = F.pad(x, [0, pad_w, 0, pad_h], data_format="NHWC")
+        x = _pad_bottom_right(x, pad_h, pad_w)
         padded_h, padded_w = height + pad_h, width + pad_w
         mask = None
         if self.shift > 0:
@@ -196,8 +211,7 @@ class PatchMerging(nn.Layer):
         height, width = size
         channels = x.shape[-1]
         x = x.reshape([-1, height, width, channels])
-        if height % 2 or width % 2:
-            x = F.pad(x, [0, width % 2, 0, height % 2], data_format="NHWC")
+        x = _pad_bottom_right(x, height % 2, width % 2)
         # Order of the reference: (even row, even col), (odd, even), (even, odd), (odd, odd).
         x = paddle.concat([x[:, 0::2, 0::2, :], x[:, 1::2, 0::2, :], x[:, 0::2, 1::2, :], x[:, 1::2, 1::2, :]], -1)
         x = x.reshape([-1, ((height + 1) // 2) * ((width + 1) // 2), 4 * channels])
@@ -357,39 +371,49 @@ def _build(name: str, num_classes: int, drop_path_rate: float, img_size: Optiona
                            img_size=img_size, model_name=name, **kwargs)
 
 
-# Builders: ``img_size`` (optional) is the size the trainer will feed; it is validated (>= 32) and nothing else,
-# because the reference derives paddings and shifted-window masks from the actual input in forward.
 @register_model("SwinTransformer_tiny_patch4_window7_224", **_entry("SwinTransformer_tiny_patch4_window7_224"))
 def swin_tiny_patch4_window7_224(*, num_classes: int = 1000, drop_path_rate: float = 0.2,
                                  img_size: Optional[int] = None, **kwargs) -> nn.Layer:
+    """Swin-T, window 7, 224. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
+    paddings follow the actual input in forward, so any size >= 32 runs."""
     return _build("SwinTransformer_tiny_patch4_window7_224", num_classes, drop_path_rate, img_size, **kwargs)
 
 
 @register_model("SwinTransformer_small_patch4_window7_224", **_entry("SwinTransformer_small_patch4_window7_224"))
 def swin_small_patch4_window7_224(*, num_classes: int = 1000, drop_path_rate: float = 0.3,
                                   img_size: Optional[int] = None, **kwargs) -> nn.Layer:
+    """Swin-S, window 7, 224. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
+    paddings follow the actual input in forward, so any size >= 32 runs."""
     return _build("SwinTransformer_small_patch4_window7_224", num_classes, drop_path_rate, img_size, **kwargs)
 
 
 @register_model("SwinTransformer_base_patch4_window7_224", **_entry("SwinTransformer_base_patch4_window7_224"))
 def swin_base_patch4_window7_224(*, num_classes: int = 1000, drop_path_rate: float = 0.5,
                                  img_size: Optional[int] = None, **kwargs) -> nn.Layer:
+    """Swin-B, window 7, 224. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
+    paddings follow the actual input in forward, so any size >= 32 runs."""
     return _build("SwinTransformer_base_patch4_window7_224", num_classes, drop_path_rate, img_size, **kwargs)
 
 
 @register_model("SwinTransformer_base_patch4_window12_384", **_entry("SwinTransformer_base_patch4_window12_384"))
 def swin_base_patch4_window12_384(*, num_classes: int = 1000, drop_path_rate: float = 0.5,
                                   img_size: Optional[int] = None, **kwargs) -> nn.Layer:
+    """Swin-B, window 12, 384. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
+    paddings follow the actual input in forward, so any size >= 32 runs."""
     return _build("SwinTransformer_base_patch4_window12_384", num_classes, drop_path_rate, img_size, **kwargs)
 
 
 @register_model("SwinTransformer_large_patch4_window7_224", **_entry("SwinTransformer_large_patch4_window7_224"))
 def swin_large_patch4_window7_224(*, num_classes: int = 1000, drop_path_rate: float = 0.1,
                                   img_size: Optional[int] = None, **kwargs) -> nn.Layer:
+    """Swin-L, window 7, 224. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
+    paddings follow the actual input in forward, so any size >= 32 runs."""
     return _build("SwinTransformer_large_patch4_window7_224", num_classes, drop_path_rate, img_size, **kwargs)
 
 
 @register_model("SwinTransformer_large_patch4_window12_384", **_entry("SwinTransformer_large_patch4_window12_384"))
 def swin_large_patch4_window12_384(*, num_classes: int = 1000, drop_path_rate: float = 0.1,
                                    img_size: Optional[int] = None, **kwargs) -> nn.Layer:
+    """Swin-L, window 12, 384. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
+    paddings follow the actual input in forward, so any size >= 32 runs."""
     return _build("SwinTransformer_large_patch4_window12_384", num_classes, drop_path_rate, img_size, **kwargs)
