@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import os
 import sys
@@ -15,8 +16,10 @@ import traceback
 from typing import Any, Callable, Dict, List, Optional
 
 from .config import load_config, save_config
+from .device import parse_device
 from .errors import ConfigError, NotBuiltError, PaddlexClsError
 from .fileio import atomic_write_json
+from .launcher import LOG_DIR_NAME, launch_command, launch_env, run_launch, should_launch
 from .log import rank, setup_logging
 
 logger = logging.getLogger("paddlex_cls")
@@ -53,17 +56,40 @@ def resolve_mode(mode: str) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
     return getattr(importlib.import_module(module), func)
 
 
-def run(cfg: Dict[str, Any]) -> Dict[str, Any]:
-    """Run the mode of a resolved config and write ``<output>/<mode>_result.json``."""
+DEVICE_MODES = ("train", "evaluate", "export", "predict")
+
+
+def run(cfg: Dict[str, Any], config_path: str = "", overrides: List[str] = ()) -> Dict[str, Any]:
+    """Run the mode of a resolved config and write ``<output>/<mode>_result.json``.
+
+    A multi-card train re-runs the same command line (``config_path`` + ``overrides``) under the launcher.
+    """
     mode = cfg["Global"]["mode"]
     runner = resolve_mode(mode)
     out = cfg["Global"]["output"]
     if rank() == 0:
         save_config(cfg, os.path.join(out, CONFIG_NAME.get(mode, "config.yaml")))
+    if mode in DEVICE_MODES:
+        device = parse_device(cfg["Global"]["device"])
+        for key, value in device.runtime_env().items():  # before paddle is imported by the mode
+            os.environ.setdefault(key, value)
+        if should_launch(mode, device):
+            return _launch_train(cfg, device, config_path, overrides)
     result = runner(cfg)
     if rank() == 0 and result is not None:
         atomic_write_json(os.path.join(out, f"{mode}_result.json"), result)
     return result
+
+
+def _launch_train(cfg: Dict[str, Any], device, config_path: str, overrides: List[str]) -> Dict[str, Any]:
+    from .engine.trainer import preflight
+
+    preflight(cfg)  # config and dataset errors are reported here, once, not by every worker
+    log_dir = os.path.join(cfg["Global"]["output"], LOG_DIR_NAME)
+    cmd = launch_command(os.path.abspath(config_path), list(overrides), device, log_dir, cfg["Train"]["dist_ips"])
+    run_launch(cmd, launch_env(device), log_dir)
+    with open(os.path.join(cfg["Global"]["output"], "train_result.json"), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def _write_failure(cfg: Optional[Dict[str, Any]], err: BaseException) -> None:
@@ -87,7 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise ConfigError("no config file given", "pass one with -c, e.g. "
                               "-c configs/modules/image_classification/PP-LCNet_x1_0.yaml")
         cfg = load_config(args.config, args.override)
-        run(cfg)
+        run(cfg, args.config, args.override)
         return 0
     except PaddlexClsError as e:
         _write_failure(cfg, e)

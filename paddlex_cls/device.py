@@ -17,6 +17,14 @@ VISIBLE_DEVICES_ENV = {
     "npu": "ASCEND_RT_VISIBLE_DEVICES",
     "mlu": "MLU_VISIBLE_DEVICES",
 }
+# Runtime flags PaddleX sets per device type before Paddle starts (its set_env_for_device).
+DEVICE_ENV = {
+    "npu": {"FLAGS_npu_jit_compile": "0", "FLAGS_use_stride_kernel": "0", "FLAGS_allocator_strategy": "auto_growth",
+            "CUSTOM_DEVICE_BLACK_LIST": "pad3d,pad3d_grad,set_value,set_value_with_tensor",
+            "FLAGS_npu_scale_aclnn": "True", "FLAGS_npu_split_aclnn": "True"},
+    "xpu": {"BKCL_FORCE_SYNC": "1", "BKCL_TIMEOUT": "1800", "FLAGS_use_stride_kernel": "0"},
+    "mlu": {"FLAGS_use_stride_kernel": "0"},
+}
 _HINT = "use cpu, gpu, gpu:0 or gpu:0,1,2,3 (likewise xpu/npu/mlu), e.g. -o Global.device=gpu:0"
 
 
@@ -52,6 +60,10 @@ class Device:
         if self.type == "cpu" or not self.ids:
             return {}
         return {VISIBLE_DEVICES_ENV[self.type]: ",".join(map(str, self.ids))}
+
+    def runtime_env(self) -> Dict[str, str]:
+        """The device type's runtime flags (set before paddle is imported; inherited by launched workers)."""
+        return dict(DEVICE_ENV.get(self.type, {}))
 
     def __str__(self) -> str:
         return self.type + (":" + ",".join(map(str, self.ids)) if self.ids else "")

@@ -5,6 +5,7 @@ all RNGs are re-seeded at each epoch start, so a resumed run ends bit-identical 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -19,7 +20,8 @@ from ..data.augment import mix_batch
 from ..data.dataset import ClsDataset
 from ..data.loader import build_loader
 from ..data.transforms import eval_transform, train_transform
-from ..errors import ConfigError, WeightsError
+from ..data.annotations import parse_dataset
+from ..errors import ConfigError, RuntimeFailure, WeightsError
 from ..log import add_file_handler
 from ..models import get_entry
 from .checkpoint import fetch, load_checkpoint, load_weights, save_checkpoint
@@ -70,8 +72,7 @@ class Trainer:
                               f"{len(self.labels)} classes", f"set -o Train.num_classes={len(self.labels)}")
         loader_args = dict(num_workers=t["num_workers"], use_shared_memory=t["use_shared_memory"])
         self.train_loader = build_loader(self.train_ds, t["batch_size"], train=True, world_size=rt.world_size,
-                                         rank=rt.rank, drop_last=len(self.train_ds) >= t["batch_size"] * rt.world_size
-                                         * 2, **loader_args)
+                                         rank=rt.rank, **loader_args)
         # Evaluation runs on rank 0 over the whole val set: a distributed sampler would pad and double count.
         self.val_loader = build_loader(self.val_ds, cfg["Evaluate"]["batch_size"] or t["batch_size"], train=False,
                                        **loader_args)
@@ -275,6 +276,36 @@ class Trainer:
         return write_train_result(self.out, self.entry.name, self.epoch_scores, self.best_metric, done=True)
 
 
+def preflight(cfg: Dict[str, Any]) -> None:
+    """Checks a launcher parent runs before starting workers: model name, recipe keys, dataset and class count."""
+    g, t = cfg["Global"], cfg["Train"]
+    resolve_recipe(t, get_entry(g["model"]).recipe)
+    ann = parse_dataset(g["dataset_dir"], ("train", "val"))
+    ann.raise_if_problems()
+    if ann.num_classes != t["num_classes"]:
+        raise ConfigError(f"Train.num_classes={t['num_classes']} but {g['dataset_dir']}/label.txt lists "
+                          f"{ann.num_classes} classes", f"set -o Train.num_classes={ann.num_classes}")
+
+
+def params_digest(model: paddle.nn.Layer) -> str:
+    """A hash of every trainable parameter, to prove data-parallel ranks hold identical weights."""
+    h = hashlib.sha256()
+    for name, p in model.named_parameters():
+        if not p.stop_gradient:
+            h.update(name.encode())
+            h.update(p.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_ranks_agree(model: paddle.nn.Layer, rt: Runtime) -> None:
+    digests: List[str] = []
+    paddle.distributed.all_gather_object(digests, params_digest(model))
+    if len(set(digests)) != 1:
+        raise RuntimeFailure(f"data-parallel ranks ended with different parameters: {digests}",
+                             "this is a bug; please report it with the workerlogs")
+    logger.info("parameters identical across %d ranks (digest %s)", rt.world_size, digests[0])
+
+
 def run_train(cfg: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """Entry of ``Global.mode=train``. Returns train_result (rank 0) after writing the whole output tree."""
     rt = setup_runtime(cfg["Global"])
@@ -286,7 +317,10 @@ def run_train(cfg: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         trainer = Trainer(cfg, rt)
         if rt.is_main:
             write_label_dict(out, trainer.labels)
-        return trainer.run()
+        result = trainer.run()
+        if rt.world_size > 1:
+            check_ranks_agree(trainer.model, rt)
+        return result
     finally:
         if handler:
             logging.getLogger("paddlex_cls").removeHandler(handler)
