@@ -6,7 +6,7 @@ from .config import load_config
 from .errors import ConfigError, DatasetError, ModelError, PaddlexClsError, WeightsError
 
 __version__ = "0.1.0"
-__all__ = ["load_config", "create_model", "list_models", "build_model", "PaddlexClsError", "ConfigError",
+__all__ = ["load_config", "create_model", "create_pipeline", "list_models", "build_model", "PaddlexClsError", "ConfigError",
            "DatasetError", "ModelError", "WeightsError"]
 
 
@@ -15,6 +15,10 @@ def __getattr__(name: str):
         from .api import create_model
 
         return create_model
+    if name == "create_pipeline":
+        from .pipeline import create_pipeline
+
+        return create_pipeline
     if name in ("list_models", "build_model"):
         from . import models
 

@@ -45,7 +45,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a config key (dotted path, list items by index); repeatable, later wins")
     p.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    pipe = p.add_argument_group("pipeline (PaddleX's `paddlex --pipeline` interface)")
+    pipe.add_argument("--pipeline", help="image_classification, or a pipeline YAML path")
+    pipe.add_argument("--get_pipeline_config", metavar="NAME", help="write NAME.yaml into --save_path")
+    pipe.add_argument("--input", help="image file, folder or URL to predict")
+    pipe.add_argument("--device", help="cpu (default) or gpu:0 etc.")
+    pipe.add_argument("--save_path", help="folder for results (--pipeline) or the config (--get_pipeline_config)")
+    pipe.add_argument("--model_dir", help="exported inference folder (overrides the pipeline config)")
+    pipe.add_argument("--model_name", help="model name (overrides the pipeline config)")
+    pipe.add_argument("--batch_size", type=int, help="images per batch (overrides the pipeline config)")
+    pipe.add_argument("--topk", type=int, help="classes per result (overrides the pipeline config)")
     return p
+
+
+def pipeline_command(args: argparse.Namespace) -> None:
+    """``--get_pipeline_config`` / ``--pipeline``: print each result, save JSON and image under --save_path."""
+    from .pipeline import create_pipeline, write_pipeline_config
+
+    if args.get_pipeline_config:
+        path = write_pipeline_config(args.get_pipeline_config, args.save_path or ".")
+        logger.info("pipeline config written to %s", path)
+        return
+    if not args.input:
+        raise ConfigError("--pipeline needs --input", "e.g. --input ./images/cat.jpg (a file, folder or URL)")
+    pipe = create_pipeline(args.pipeline, device=args.device, model_dir=args.model_dir, model_name=args.model_name,
+                           batch_size=args.batch_size, topk=args.topk)
+    for res in pipe.predict(args.input):
+        res.print()
+        if args.save_path:
+            res.save_to_json(args.save_path)
+            res.save_to_img(args.save_path)
 
 
 def resolve_mode(mode: str) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
@@ -109,6 +138,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     setup_logging()
     cfg = None
     try:
+        if args.pipeline or args.get_pipeline_config:
+            pipeline_command(args)
+            return 0
         if not args.config:
             raise ConfigError("no config file given", "pass one with -c, e.g. "
                               "-c configs/modules/image_classification/PP-LCNet_x1_0.yaml")

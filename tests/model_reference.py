@@ -24,3 +24,15 @@ def small_input_size(entry) -> int:
     size = max(32, pre.min_size)
     mult = pre.size_multiple
     return -(-size // mult) * mult
+
+
+def smallest_per_family() -> list:
+    """The registered model with the fewest parameters in each family (for the costlier per-family tests)."""
+    from paddlex_cls.models import get_entry, list_models
+
+    best: dict = {}
+    for name in list_models():
+        fam = get_entry(name).family
+        if fam not in best or reference()[name]["params_all"] < reference()[best[fam]]["params_all"]:
+            best[fam] = name
+    return sorted(best.values())

@@ -12,19 +12,10 @@ from paddlex_cls.engine.exporter import ExportSpec, export_model
 from paddlex_cls.engine.predictor import Predictor
 from paddlex_cls.models import get_entry, list_models
 
-from .model_reference import reference, small_input_size
+from .model_reference import small_input_size, smallest_per_family
 
 
-def _smallest_per_family():
-    best = {}
-    for name in list_models():
-        fam = get_entry(name).family
-        if fam not in best or reference()[name]["params_all"] < reference()[best[fam]]["params_all"]:
-            best[fam] = name
-    return sorted(best.values())
-
-
-FAST = _smallest_per_family()
+FAST = smallest_per_family()
 SLOW = [n for n in list_models() if n not in FAST]
 
 

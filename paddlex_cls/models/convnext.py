@@ -12,8 +12,7 @@ import paddle
 import paddle.nn as nn
 from paddle.nn.initializer import Constant, TruncatedNormal
 
-from ..errors import ModelError
-from .layers import DropPath
+from .layers import DropPath, check_min_size
 from .registry import Preprocess, Recipe, register_model
 
 _trunc_normal = TruncatedNormal(std=0.02)
@@ -110,12 +109,8 @@ class ConvNeXt(nn.Layer):
             if layer.bias is not None:
                 _zeros(layer.bias)
 
-    @paddle.jit.not_to_static
     def _check_size(self, x) -> None:
-        h, w = x.shape[-2], x.shape[-1]  # -1 when traced for export with a dynamic size: nothing to check then
-        if 0 <= h < MIN_SIZE or 0 <= w < MIN_SIZE:
-            raise ModelError(f"{self.model_name} cannot run on a {h}x{w} input",
-                             f"use an input of at least {MIN_SIZE}x{MIN_SIZE} pixels (any size >= {MIN_SIZE} works)")
+        check_min_size(self.model_name, x, MIN_SIZE)
 
     def forward_features(self, x):
         self._check_size(x)

@@ -73,6 +73,17 @@ class DropPath(nn.Layer):
         return x / keep * mask
 
 
+@paddle.jit.not_to_static
+def check_min_size(model_name: str, x, min_size: int) -> None:
+    """Raise ModelError (not a shape crash) for an input smaller than the architecture can take."""
+    from ..errors import ModelError
+
+    h, w = x.shape[-2], x.shape[-1]  # -1 when traced for export with a dynamic size: nothing to check then
+    if 0 <= h < min_size or 0 <= w < min_size:
+        raise ModelError(f"{model_name} cannot run on a {h}x{w} input",
+                         f"use an input of at least {min_size}x{min_size} pixels (any size >= {min_size} works)")
+
+
 def fuse_conv_bn(conv: nn.Conv2D, bn: nn.BatchNorm2D) -> Tuple[paddle.Tensor, paddle.Tensor]:
     """Kernel and bias of a single conv equal (in eval mode) to ``bn(conv(x))``; used by re-parameterization."""
     std = (bn._variance + bn._epsilon).sqrt()

@@ -1,0 +1,112 @@
+"""The "General Image Classification" pipeline: a pipeline config file around one exported classifier.
+
+Same entry points as PaddleX: ``paddlex-cls --pipeline image_classification --input ...``,
+``paddlex-cls --get_pipeline_config image_classification --save_path DIR`` and ``create_pipeline(...)``.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Dict, Iterator, Optional
+
+import yaml
+
+from .config import read_yaml
+from .errors import ConfigError
+from .fileio import atomic_write_text
+from .results import ClsResult
+
+PIPELINE_NAME = "image_classification"
+MODULE_KEY = "ImageClassification"
+DEFAULT_CONFIG: Dict[str, Any] = {
+    "pipeline_name": PIPELINE_NAME,
+    "SubModules": {
+        MODULE_KEY: {
+            "module_name": "image_classification",
+            "model_name": "PP-LCNet_x0_5",
+            "model_dir": None,  # official models cannot be downloaded here: point this at an exported folder
+            "batch_size": 4,
+            "topk": 5,
+        },
+    },
+}
+_MODULE_KEYS = set(DEFAULT_CONFIG["SubModules"][MODULE_KEY])
+
+
+def _check_name(name: str) -> None:
+    if name != PIPELINE_NAME:
+        raise ConfigError(f"unknown pipeline {name!r}", f"the available pipeline is {PIPELINE_NAME!r} (or a path to "
+                          f"its YAML file, from --get_pipeline_config {PIPELINE_NAME})")
+
+
+def write_pipeline_config(name: str, save_path: str) -> str:
+    """Write ``<save_path>/<name>.yaml`` (a folder) or ``save_path`` itself (a .yaml path); returns the path."""
+    _check_name(name)
+    path = save_path if save_path.endswith((".yaml", ".yml")) else os.path.join(save_path, f"{name}.yaml")
+    text = ("# General Image Classification pipeline (paddlex_cls). Set SubModules.ImageClassification.model_dir to\n"
+            "# an exported inference folder, e.g. output/best_model/inference.\n")
+    atomic_write_text(path, text + yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False))
+    return path
+
+
+def load_pipeline_config(pipeline: str, **overrides: Any) -> Dict[str, Any]:
+    """The pipeline config from a name (defaults) or a YAML path, with module-key overrides applied."""
+    if pipeline.endswith((".yaml", ".yml")) or os.path.sep in pipeline:
+        data = read_yaml(pipeline)
+        source = pipeline
+    else:
+        _check_name(pipeline)
+        data, source = copy.deepcopy(DEFAULT_CONFIG), f"pipeline {pipeline}"
+    _check_name(data.get("pipeline_name", ""))
+    module = (data.get("SubModules") or {}).get(MODULE_KEY)
+    if not isinstance(module, dict):
+        raise ConfigError(f"{source}: SubModules.{MODULE_KEY} is missing or not a mapping",
+                          f"regenerate it with --get_pipeline_config {PIPELINE_NAME}")
+    unknown = set(module) - _MODULE_KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) SubModules.{MODULE_KEY}.{', '.join(sorted(unknown))}",
+                          f"valid keys: {', '.join(sorted(_MODULE_KEYS))}")
+    module.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("batch_size", "topk"):
+        if not isinstance(module.get(key), int) or module[key] < 1:
+            raise ConfigError(f"{source}: SubModules.{MODULE_KEY}.{key} must be a positive int, got "
+                              f"{module.get(key)!r}", f"e.g. {key}: 1")
+    if not module.get("model_dir"):
+        raise ConfigError(f"{source}: SubModules.{MODULE_KEY}.model_dir is null; official models cannot be "
+                          "downloaded here", "set it to an exported inference folder (e.g. "
+                          "output/best_model/inference) in the YAML, or pass --model_dir")
+    return data
+
+
+class ClsPipeline:
+    """A loaded image-classification pipeline; ``predict`` yields the same results as ``create_model``."""
+
+    def __init__(self, config: Dict[str, Any], device: Optional[str] = None):
+        from .api import create_model
+
+        self.config = config
+        m = config["SubModules"][MODULE_KEY]
+        self.model = create_model(model_name=m.get("model_name"), model_dir=m["model_dir"], device=device or "cpu",
+                                  batch_size=m["batch_size"], topk=m["topk"])
+
+    def predict(self, input, **kwargs) -> Iterator[ClsResult]:  # noqa: A002  PaddleX's argument name
+        return self.model.predict(input, batch_size=kwargs.get("batch_size"))
+
+    def __call__(self, input, **kwargs) -> Iterator[ClsResult]:  # noqa: A002
+        return self.predict(input, **kwargs)
+
+
+def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None, **overrides: Any) -> ClsPipeline:
+    """Create the pipeline from its name or YAML file.
+
+    Example:
+        >>> pipe = create_pipeline(pipeline="my_path/image_classification.yaml")
+        >>> for res in pipe.predict("cat.jpg"):
+        ...     res.print()
+
+    Args:
+        pipeline: ``"image_classification"`` or a path to its YAML (from ``--get_pipeline_config``).
+        device: ``cpu`` or ``gpu:0`` etc.
+        **overrides: module keys (``model_dir``, ``model_name``, ``batch_size``, ``topk``).
+    """
+    return ClsPipeline(load_pipeline_config(pipeline, **overrides), device=device)
