@@ -86,11 +86,14 @@ class Trainer:
         self.history: List[Dict[str, float]] = []
         self.epoch_scores: Dict[int, Optional[float]] = {}
         self._load_initial_weights(t)
+        self.amp_level = self._amp_level(t["amp"])
+        self.scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if self.amp_level != "O0" else None
+        if self.amp_level == "O2":  # pure fp16 weights with fp32 master copies kept by the optimizer
+            self.model, self.optimizer = paddle.amp.decorate(models=self.model, optimizers=self.optimizer,
+                                                             level="O2")
         self.net = paddle.DataParallel(self.model) if rt.world_size > 1 else self.model
         if t["dy2st"]:
             self.net = paddle.jit.to_static(self.net)
-        self.amp_level = self._amp_level(t["amp"])
-        self.scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if self.amp_level != "O0" else None
         self.vdl = self._visualdl()
 
     def _amp_level(self, level: str) -> str:
