@@ -4,10 +4,12 @@ Sub-layer attribute names (``conv``, ``bn``) follow PaddleClas so that official 
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
+from paddle.regularizer import L2Decay
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
@@ -55,6 +57,34 @@ class ConvBN(nn.Layer):
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
+
+
+def conv_bn_no_bn_decay(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
+                        act: Optional[str] = None) -> ConvBN:
+    """ConvBN whose BN scale and shift carry their own zero L2 decay, as PaddleClas' mobile nets set them."""
+    layer = ConvBN(in_channels, out_channels, kernel_size, stride=stride, groups=groups, act=act)
+    layer.bn.weight.regularizer = L2Decay(0.0)
+    layer.bn.bias.regularizer = L2Decay(0.0)
+    return layer
+
+
+class SqueezeExcite(nn.Layer):
+    """Squeeze-and-excitation: pool -> 1x1 conv (C/reduction) -> ReLU -> 1x1 conv (C) -> gate -> rescale.
+
+    Args:
+        gate: the function of the excitation logits (hardsigmoid variants or sigmoid, per family).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4, gate: Callable = F.hardsigmoid):
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2D(1)
+        self.conv1 = nn.Conv2D(channels, channels // reduction, 1)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2D(channels // reduction, channels, 1)
+        self.gate = gate
+
+    def forward(self, x):
+        return x * self.gate(self.conv2(self.relu(self.conv1(self.avg_pool(x)))))
 
 
 class DropPath(nn.Layer):

@@ -12,9 +12,8 @@ from typing import NamedTuple, Optional, Tuple
 
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddle.regularizer import L2Decay
 
-from .layers import ConvBN, make_divisible
+from .layers import ConvBN, SqueezeExcite, conv_bn_no_bn_decay, make_divisible
 from .registry import Preprocess, Recipe, register_model
 
 FAMILY = "MobileNetV3"
@@ -67,26 +66,16 @@ HEAD_CHANNELS = 1280  # width of ``last_conv``; not scaled
 
 def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1,
              act: Optional[str] = None) -> ConvBN:
-    """ConvBN whose BN scale and shift are excluded from weight decay, as in PaddleClas (L2Decay(0.0))."""
-    layer = ConvBN(in_channels, out_channels, kernel_size, stride=stride, groups=groups, act=act)
-    layer.bn.weight.regularizer = L2Decay(0.0)
-    layer.bn.bias.regularizer = L2Decay(0.0)
-    return layer
+    return conv_bn_no_bn_decay(in_channels, out_channels, kernel_size, stride, groups, act)
 
 
-class SEModule(nn.Layer):
-    """Squeeze-and-excitation: pool -> 1x1 conv (C/4) -> ReLU -> 1x1 conv (C) -> hardsigmoid(0.2, 0.5) gate."""
+def _se_gate(x):
+    return F.hardsigmoid(x, slope=0.2, offset=0.5)
 
-    def __init__(self, channels: int, reduction: int = 4):
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.conv1 = nn.Conv2D(channels, channels // reduction, 1)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2D(channels // reduction, channels, 1)
 
-    def forward(self, x):
-        gate = self.conv2(self.relu(self.conv1(self.avg_pool(x))))
-        return x * F.hardsigmoid(gate, slope=0.2, offset=0.5)
+def _se(channels: int) -> SqueezeExcite:
+    """SE over C // 4 with the hardsigmoid(0.2, 0.5) gate of PaddleClas' MobileNetV3."""
+    return SqueezeExcite(channels, 4, _se_gate)
 
 
 class ResidualUnit(nn.Layer):
@@ -98,7 +87,7 @@ class ResidualUnit(nn.Layer):
         self.use_shortcut = stride == 1 and in_channels == out_channels
         self.expand_conv = _conv_bn(in_channels, hidden, 1, act=act)
         self.bottleneck_conv = _conv_bn(hidden, hidden, kernel, stride=stride, groups=hidden, act=act)
-        self.mid_se = SEModule(hidden) if se else None
+        self.mid_se = _se(hidden) if se else None
         self.linear_conv = _conv_bn(hidden, out_channels, 1)
 
     def forward(self, x):

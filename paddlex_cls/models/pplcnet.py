@@ -13,9 +13,8 @@ from typing import Dict, NamedTuple, Tuple
 
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddle.regularizer import L2Decay
 
-from .layers import ConvBN, make_divisible
+from .layers import ConvBN, SqueezeExcite, conv_bn_no_bn_decay, make_divisible
 from .registry import Preprocess, Recipe, register_model
 
 FAMILY = "PP-LCNet"
@@ -42,26 +41,12 @@ HEAD_CHANNELS = 1280  # width of ``last_conv``; not scaled
 
 
 def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1) -> ConvBN:
-    """ConvBN + hardswish whose BN scale and shift are excluded from weight decay (L2Decay(0.0), as PaddleClas)."""
-    layer = ConvBN(in_channels, out_channels, kernel_size, stride=stride, groups=groups, act="hardswish")
-    layer.bn.weight.regularizer = L2Decay(0.0)
-    layer.bn.bias.regularizer = L2Decay(0.0)
-    return layer
+    return conv_bn_no_bn_decay(in_channels, out_channels, kernel_size, stride, groups, act="hardswish")
 
 
-class SEModule(nn.Layer):
-    """Squeeze-and-excitation: pool -> 1x1 conv (C/4) -> ReLU -> 1x1 conv (C) -> hardsigmoid gate."""
-
-    def __init__(self, channels: int, reduction: int = 4):
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.conv1 = nn.Conv2D(channels, channels // reduction, 1)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2D(channels // reduction, channels, 1)
-
-    def forward(self, x):
-        gate = self.conv2(self.relu(self.conv1(self.avg_pool(x))))
-        return x * F.hardsigmoid(gate)  # Paddle's default slope 1/6, offset 1/2 (nn.Hardsigmoid in PaddleClas)
+def _se(channels: int) -> SqueezeExcite:
+    """SE over C // 4 with Paddle's default hardsigmoid gate (slope 1/6, offset 1/2), as nn.Hardsigmoid in PaddleClas."""
+    return SqueezeExcite(channels, 4, F.hardsigmoid)
 
 
 class DepthwiseSeparable(nn.Layer):
@@ -70,7 +55,7 @@ class DepthwiseSeparable(nn.Layer):
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, se: bool):
         super().__init__()
         self.dw_conv = _conv_bn(in_channels, in_channels, kernel, stride=stride, groups=in_channels)
-        self.se = SEModule(in_channels) if se else None
+        self.se = _se(in_channels) if se else None
         self.pw_conv = _conv_bn(in_channels, out_channels, 1)
 
     def forward(self, x):

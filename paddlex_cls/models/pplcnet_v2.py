@@ -24,7 +24,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .layers import ConvBN, fuse_conv_bn, make_divisible
+from .layers import ConvBN, SqueezeExcite, fuse_conv_bn, make_divisible
 from .registry import Preprocess, Recipe, register_model
 
 FAMILY = "PP-LCNetV2"
@@ -49,20 +49,9 @@ STAGES: Tuple[StageSpec, ...] = (
 )
 
 
-class SEModule(nn.Layer):
-    """Squeeze-and-excitation: global pool -> 1x1 (C/4) -> ReLU -> 1x1 (C) -> sigmoid -> rescale."""
-
-    def __init__(self, channels: int, reduction: int = 4):
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.conv1 = nn.Conv2D(channels, channels // reduction, 1)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2D(channels // reduction, channels, 1)
-        self.sigmoid = nn.Sigmoid()
-
-    def forward(self, x):
-        w = self.sigmoid(self.conv2(self.relu(self.conv1(self.avg_pool(x)))))
-        return x * w
+def _se(channels: int) -> SqueezeExcite:
+    """SE over C // 4 with a sigmoid gate (PaddleClas names it hardsigmoid, but computes a sigmoid)."""
+    return SqueezeExcite(channels, 4, F.sigmoid)
 
 
 class DepthwiseSeparable(nn.Layer):
@@ -86,7 +75,7 @@ class DepthwiseSeparable(nn.Layer):
         self.use_shortcut = use_shortcut and stride == 1 and in_channels == out_channels
         self._build_depthwise(in_channels, stride, dw_size)
         if use_se:
-            self.se = SEModule(in_channels)
+            self.se = _se(in_channels)
         if split_pw:
             mid = int(out_channels * 0.5)
             self.pw_conv_1 = ConvBN(in_channels, mid, 1, act="relu")
