@@ -137,10 +137,14 @@ def test_pretrained_head_mismatch_is_reinitialised(trained, tmp_path):
     two = make_dataset(tmp_path / "two", n_classes=2)
     proc = train(two, tmp_path / "o", "-o", "Train.num_classes=2", "-o", "Train.epochs_iters=1",
                  "-o", "Train.uniform_output_enabled=false", "-o", "Train.amp=O1", "-o", "Train.dy2st=True",
+                 "-o", "Train.ema_decay=0.9",
                  "-o", f"Train.pretrain_weight_path={out}/best_model/best_model.pdparams")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "re-initialised 2 tensor(s)" in proc.stderr and "fc.weight, fc.bias" in proc.stderr
     assert "Train.amp=O1 is ignored on CPU" in proc.stderr  # AMP needs a GPU; the run says so and goes on
+    assert (tmp_path / "o" / "best_model" / "best_model.pdema").is_file()  # EMA weights saved beside the raw ones
+    result = json.loads((tmp_path / "o" / "train_result.json").read_text())
+    assert result["models"]["best"]["pdema"] == "best_model/best_model.pdema"
 
 
 @pytest.mark.parametrize("case", ["missing_weights", "corrupt_checkpoint", "wrong_num_classes", "unreachable_url",
