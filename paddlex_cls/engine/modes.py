@@ -92,7 +92,7 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     load_weights(model, ckpt.ema if ckpt.ema is not None else ckpt.model, ev["weight_path"])
     loader = build_loader(dataset, ev["batch_size"] or cfg["Train"]["batch_size"], train=False,
                           num_workers=cfg["Train"]["num_workers"])
-    m = evaluate(model, loader, num_classes, log_interval=ev["log_interval"] * 10)
+    m = evaluate(model, loader, num_classes, log_interval=ev["log_interval"])
     logger.info("[Eval][Avg]loss: %.5f, top1: %.5f, top%d: %.5f (%d samples, %d threads)", m.loss, m.top1, m.k,
                 m.topk, m.samples, rt.num_threads)
     labels = [dataset.labels[i] for i in range(num_classes)]
