@@ -62,8 +62,8 @@ def main() -> None:
     paddle.base.core.set_num_threads(available_cores())
     print(f"{args.model}, {available_cores()} threads, paddle {paddle.__version__}")
     for size in (224, 32):
-        print(f"train ips at {size}x{size}, batch {args.batch}: {train_ips(args.model, size, args.batch, args.iters):.1f}"
-              " samples/s")
+        ips = train_ips(args.model, size, args.batch, args.iters)
+        print(f"train ips at {size}x{size}, batch {args.batch}: {ips:.1f} samples/s")
     with tempfile.TemporaryDirectory() as tmp:
         export_model(ExportSpec(model_name=args.model, num_classes=1000, weights=None, out_dir=tmp,
                                 labels=[str(i) for i in range(1000)]))

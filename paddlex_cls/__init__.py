@@ -6,8 +6,8 @@ from .config import load_config
 from .errors import ConfigError, DatasetError, ModelError, PaddlexClsError, WeightsError
 
 __version__ = "0.1.0"
-__all__ = ["load_config", "create_model", "create_pipeline", "list_models", "build_model", "PaddlexClsError", "ConfigError",
-           "DatasetError", "ModelError", "WeightsError"]
+__all__ = ["load_config", "create_model", "create_pipeline", "list_models", "build_model", "PaddlexClsError",
+           "ConfigError", "DatasetError", "ModelError", "WeightsError"]
 
 
 def __getattr__(name: str):

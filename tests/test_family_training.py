@@ -27,8 +27,8 @@ EPOCHS = {"PP-LCNetV2_small": 8}
 
 def representatives():
     names = [REPRESENTATIVES.get(get_entry(n).family, n) for n in smallest_per_family()]
-    return [pytest.param(n, marks=pytest.mark.slow) if reference()[n]["params_all"] > HEAVY or n in EPOCHS else n
-            for n in names]
+    slow = [n for n in names if reference()[n]["params_all"] > HEAVY or n in EPOCHS]
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,8 @@ def test_family_learns_on_demo_digits(name, digits3, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("-c", str(CONFIG_DIR / f"{name}.yaml"), "-o", "Global.mode=train", "-o", "Global.device=cpu",
                    "-o", f"Global.dataset_dir={digits3}", "-o", f"Global.output={out}", "-o", "Global.input_size=32",
-                   "-o", "Train.num_classes=3", "-o", "Train.pretrain_weight_path=null", "-o", f"Train.epochs_iters={EPOCHS.get(name, 4)}",
+                   "-o", "Train.num_classes=3", "-o", "Train.pretrain_weight_path=null",
+                   "-o", f"Train.epochs_iters={EPOCHS.get(name, 4)}",
                    "-o", "Train.batch_size=16", "-o", "Train.optimizer=adamw", "-o", "Train.learning_rate=2e-3",
                    "-o", "Train.weight_decay=0.01", "-o", "Train.warmup_steps=1",
                    "-o", "Train.augment=[]", "-o", "Train.random_crop_scale=0.6", "-o", "Train.random_flip=false",

@@ -151,7 +151,7 @@ def test_pretrained_head_mismatch_is_reinitialised(trained, tmp_path):
                                   "broken_image", "broken_image_workers", "bad_resume"])
 def test_bad_training_inputs(trained, tmp_path, case):
     data, out, _ = trained
-    extra, code, needle = [], None, None
+    code, needle = None, None
     if case == "missing_weights":
         proc = run_cli("-c", CFG, "-o", "Global.mode=evaluate", "-o", f"Global.dataset_dir={data}",
                        "-o", "Global.device=cpu", "-o", f"Global.output={tmp_path}",

@@ -87,8 +87,8 @@ SCHEMA: Dict[str, Any] = {
         "grad_clip": _f("float", None, "(ours) global-norm gradient clip, 0 disables; null = model recipe"),
         "layer_decay": _f("float", None, "(ours) layer-wise LR decay (ViT); null = model recipe"),
         "augment": _f("list", None, "(ours) extra augmentations, e.g. [randaugment, mixup]; null = recipe"),
-        "random_crop_scale": _f("float", 0.08, "(ours) smallest area fraction of the random-resized crop; raise it "
-                                              "for small objects / low resolution (e.g. 0.5)"),
+        "random_crop_scale": _f("float", 0.08, "(ours) smallest area fraction of the random-resized crop; raise "
+                                "it for small objects / low resolution (e.g. 0.5)"),
         "random_flip": _f("bool", True, "(ours) random horizontal flip; false for text, digits, asymmetric signs"),
         "amp": _f("str", "O0", "(ours) mixed precision level O0 | O1 | O2 (GPU only)", choices=("O0", "O1", "O2")),
         "num_workers": _f("int", 2, "(ours) data loader worker processes"),

@@ -30,11 +30,13 @@ def resolve_recipe(train_cfg: Dict[str, Any], recipe: Recipe) -> Recipe:
     resolved = dataclasses.replace(recipe, **changes)
     check_augment(resolved.augment)
     if resolved.ema_decay is not None and not 0 < resolved.ema_decay < 1:
-        raise ConfigError(f"Train.ema_decay must be in (0, 1), got {resolved.ema_decay}", "e.g. -o Train.ema_decay=0.9999")
+        raise ConfigError(f"Train.ema_decay must be in (0, 1), got {resolved.ema_decay}",
+                          "e.g. -o Train.ema_decay=0.9999")
     return resolved
 
 
-def build_scheduler(lr: float, epochs: int, iters_per_epoch: int, warmup_epochs: int) -> paddle.optimizer.lr.LRScheduler:
+def build_scheduler(lr: float, epochs: int, iters_per_epoch: int,
+                    warmup_epochs: int) -> paddle.optimizer.lr.LRScheduler:
     warmup_iters = min(warmup_epochs, epochs) * iters_per_epoch
     cosine_iters = max(1, epochs * iters_per_epoch - warmup_iters)
     sched = paddle.optimizer.lr.CosineAnnealingDecay(learning_rate=lr, T_max=cosine_iters)

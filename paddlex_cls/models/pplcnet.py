@@ -45,7 +45,7 @@ def _conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int 
 
 
 def _se(channels: int) -> SqueezeExcite:
-    """SE over C // 4 with Paddle's default hardsigmoid gate (slope 1/6, offset 1/2), as nn.Hardsigmoid in PaddleClas."""
+    """SE over C // 4 with Paddle's default hardsigmoid gate (slope 1/6, offset 1/2), as PaddleClas' nn.Hardsigmoid."""
     return SqueezeExcite(channels, 4, F.hardsigmoid)
 
 
