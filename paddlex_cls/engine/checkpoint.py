@@ -84,8 +84,8 @@ def load_checkpoint(pdparams: str, need_optimizer: bool = False) -> Checkpoint:
     stem = str(pdparams)[: -len(".pdparams")]
     model = _load(pdparams, "weights")
     opt = _load(stem + ".pdopt", "optimizer state") if need_optimizer else None
-    states = _load(stem + ".pdstates", "training state") if (need_optimizer or os.path.exists(stem + ".pdstates")) \
-        else {}
+    has_states = need_optimizer or os.path.exists(stem + ".pdstates")  # resume needs it; plain weights may lack it
+    states = _load(stem + ".pdstates", "training state") if has_states else {}
     ema = _load(stem + ".pdema", "EMA weights") if os.path.exists(stem + ".pdema") else None
     if not isinstance(model, dict):
         raise WeightsError(f"weights file {pdparams} does not hold a state dict", "pass a .pdparams file")

@@ -10,6 +10,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 from ..config import read_yaml
+from ..data.annotations import Problem, parse_labels
 from ..data.dataset import ClsDataset, label_names
 from ..data.loader import build_loader
 from ..data.transforms import eval_transform
@@ -58,7 +59,10 @@ def inherit_training_settings(cfg: Dict[str, Any], weight_path: str) -> Optional
 
 def _labels(train_dir: Optional[str], dataset_dir: str, num_classes: int) -> List[str]:
     if train_dir and os.path.isfile(os.path.join(train_dir, "label_dict.txt")):
-        return label_names_from(os.path.join(train_dir, "label_dict.txt"))
+        problems: List[Problem] = []
+        labels = parse_labels(os.path.join(train_dir, "label_dict.txt"), problems)  # label.txt's format
+        if labels and not problems:
+            return [labels[i] for i in range(len(labels))]
     try:
         names = label_names(dataset_dir)
         if len(names) == num_classes:
@@ -66,12 +70,6 @@ def _labels(train_dir: Optional[str], dataset_dir: str, num_classes: int) -> Lis
     except DatasetError:
         pass
     return [str(i) for i in range(num_classes)]
-
-
-def label_names_from(path: str) -> List[str]:
-    with open(path, encoding="utf-8-sig") as f:
-        pairs = [line.rstrip("\r\n").split(" ", 1) for line in f if line.strip()]
-    return [name for _, name in sorted((int(i), n) for i, n in pairs)]
 
 
 def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:

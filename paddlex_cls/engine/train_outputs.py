@@ -32,11 +32,17 @@ def model_entry(out_dir: str, name: str, score: Optional[float]) -> Dict[str, An
     return entry
 
 
+def newest_saved_epochs(out_dir: str, epochs, count: int = 5) -> List[int]:
+    """The newest ``count`` epochs that have an ``epoch_N/`` folder (train_result's last_1..last_5)."""
+    saved = sorted((e for e in epochs if os.path.isdir(os.path.join(out_dir, f"epoch_{e}"))), reverse=True)
+    return saved[:count]
+
+
 def write_train_result(out_dir: str, model_name: str, epoch_scores: Dict[int, Optional[float]],
                        best_score: Optional[float], done: bool) -> Dict[str, Any]:
     """train_result.json per the PaddleX contract: last_1..last_5 are the newest saved epochs."""
-    saved = sorted((e for e in epoch_scores if os.path.isdir(os.path.join(out_dir, f"epoch_{e}"))), reverse=True)
-    models = {f"last_{i}": model_entry(out_dir, f"epoch_{e}", epoch_scores[e]) for i, e in enumerate(saved[:5], 1)}
+    models = {f"last_{i}": model_entry(out_dir, f"epoch_{e}", epoch_scores[e])
+              for i, e in enumerate(newest_saved_epochs(out_dir, epoch_scores), 1)}
     if os.path.isdir(os.path.join(out_dir, "best_model")):
         models["best"] = model_entry(out_dir, "best_model", best_score)
     vdl = sorted(glob.glob(os.path.join(out_dir, "vdlrecords.*.log")))

@@ -30,7 +30,7 @@ from .evaluator import EvalMetrics, evaluate
 from .exporter import ExportSpec, export_model
 from .optim import build_optimizer, build_scheduler, resolve_recipe
 from .runtime import Runtime, setup_runtime
-from .train_outputs import plot_training_curves, write_label_dict, write_train_result
+from .train_outputs import newest_saved_epochs, plot_training_curves, write_label_dict, write_train_result
 
 logger = logging.getLogger("paddlex_cls")
 
@@ -268,9 +268,7 @@ class Trainer:
         if os.path.isdir(os.path.join(self.out, "best_model")):
             self._export("best_model")
         if t["uniform_output_enabled"]:
-            saved = sorted((e for e in self.epoch_scores if os.path.isdir(os.path.join(self.out, f"epoch_{e}"))),
-                           reverse=True)
-            for e in saved[:5]:
+            for e in newest_saved_epochs(self.out, self.epoch_scores):
                 self._export(f"epoch_{e}")
         if self.vdl:
             self.vdl.close()
