@@ -9,6 +9,7 @@ Layer's ``state_dict()`` keys and dygraph optimizer-state names.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -19,7 +20,7 @@ from ..loss import classification_loss
 from ..optim import build_optimizer
 from .base import EngineState, StepResult, TrainStep
 from .spec import StepSpec
-from .static_mode import static_onednn
+from .static_mode import onednn_enabled, static_onednn
 from .static_program import (TensorSlot, append_optimizer_step, bind_static, bn_running_stats, capture_slots,
                              conv_io_copies, max_pools_with_index, persistable_var, write_vars)
 from .static_state import load_into_scope, state_from_scope
@@ -79,8 +80,9 @@ class StaticStep(TrainStep):
         spec, size = self.spec, self.spec.image_size
         main, startup = paddle.static.Program(), paddle.static.Program()
         self._layer.train()
+        stats = bn_running_stats(self._layer) if onednn_enabled() else contextlib.nullcontext()
         with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard(), \
-                conv_io_copies(self._layer), max_pools_with_index(self._layer), bn_running_stats(self._layer):
+                conv_io_copies(self._layer), max_pools_with_index(self._layer), stats:
             bind_static(self._slots)
             x = paddle.static.data("x", [batch, 3, size, size], "float32")
             y = paddle.static.data("y", [batch, 1], "int64")

@@ -36,3 +36,8 @@ def static_onednn(scope=None) -> Iterator[None]:
         if was_dynamic:
             paddle.disable_static()
         paddle.set_flags(previous)
+
+
+def onednn_enabled() -> bool:
+    """Whether static programs run with oneDNN kernels (tests switch it off to compare with native kernels)."""
+    return bool(ONEDNN_FLAGS["FLAGS_use_onednn"])

@@ -120,42 +120,31 @@ def conv_io_copies(layer: nn.Layer) -> Iterator[None]:
             h.remove()
 
 
-class _RunningStats:
-    """Hooks that redo BatchNorm's running-statistics update with plain ops (see :func:`bn_running_stats`)."""
-
-    def __init__(self):
-        self.before: Dict[int, tuple] = {}
-
-    def keep(self, layer, inputs: tuple) -> None:
-        self.before[id(layer)] = (paddle.assign(layer._mean), paddle.assign(layer._variance))
-
-    def update(self, layer, inputs: tuple, output):
-        op = output.get_defining_op()
-        old_mean, old_var = self.before.pop(id(layer))
-        if op.name() not in ("pd_op.batch_norm_", "pd_op.batch_norm") or op.attrs().get("use_global_stats"):
-            return output
-        # the native kernel's arithmetic: running * momentum + batch * (1 - momentum), in float32
-        momentum = float(np.float32(layer._momentum))
-        rest = float(np.float32(1.0) - np.float32(layer._momentum))
-        paddle.assign(old_mean * momentum + op.result(3) * rest, output=layer._mean)
-        paddle.assign(old_var * momentum + op.result(4) * rest, output=layer._variance)
+def _update_running_stats(layer: nn.Layer, inputs: tuple, output):
+    op = output.get_defining_op()
+    if op.name() not in ("pd_op.batch_norm_", "pd_op.batch_norm") or op.attrs().get("use_global_stats"):
         return output
+    # the native kernel's update, running * momentum + batch * (1 - momentum), from the batch mean and (biased)
+    # variance that oneDNN outputs; its inputs still hold the old running values
+    momentum = float(np.float32(layer._momentum))
+    rest = float(np.float32(1.0) - np.float32(layer._momentum))
+    paddle.assign(layer._mean * momentum + op.result(3) * rest, output=layer._mean)
+    paddle.assign(layer._variance * momentum + op.result(4) * rest, output=layer._variance)
+    return output
 
 
 @contextlib.contextmanager
 def bn_running_stats(layer: nn.Layer) -> Iterator[None]:
-    """While building a training program, write BatchNorm running mean/variance with explicit ops.
+    """While building a oneDNN training program, write BatchNorm running mean/variance with explicit ops.
 
-    oneDNN's training batch-norm kernel (Paddle 3.3) never writes the running statistics back to their variables
-    and computes the new variance from the old mean; its batch mean and (biased) variance outputs are right.
-    So the update is recomputed from copies taken before the op, whichever kernel runs it. Hooks removed on exit.
+    oneDNN's training batch-norm kernel (Paddle 3.3) updates the running statistics in its mean/variance outputs
+    as if they aliased the inputs, which PIR does not do: the variables keep their old values and the outputs hold
+    arithmetic on uninitialised memory. Its batch mean and variance outputs are right, so the update is redone
+    from them. Only for oneDNN: the native kernel updates in place and outputs the inverse std instead. Hooks are
+    removed on exit.
     """
-    stats = _RunningStats()
-    handles = []
-    for sub in layer.sublayers(include_self=True):
-        if isinstance(sub, nn.layer.norm._BatchNormBase) and sub.training:
-            handles.append(sub.register_forward_pre_hook(stats.keep))
-            handles.append(sub.register_forward_post_hook(stats.update))
+    handles = [sub.register_forward_post_hook(_update_running_stats) for sub in layer.sublayers(include_self=True)
+               if isinstance(sub, nn.layer.norm._BatchNormBase) and sub.training]
     try:
         yield
     finally:
