@@ -22,7 +22,7 @@ from .base import EngineState, StepResult, TrainStep
 from .spec import StepSpec
 from .static_mode import onednn_enabled, static_onednn
 from .static_program import (TensorSlot, append_optimizer_step, bind_static, bn_running_stats, capture_slots,
-                             conv_io_copies, max_pools_with_index, persistable_var, write_vars)
+                             conv_io_copies, linears_on_rows, max_pools_with_index, persistable_var, write_vars)
 from .static_state import load_into_scope, state_from_scope
 
 EMA_SUFFIX = "@EMA"
@@ -81,13 +81,14 @@ class StaticStep(TrainStep):
         main, startup = paddle.static.Program(), paddle.static.Program()
         self._layer.train()
         stats = bn_running_stats(self._layer) if onednn_enabled() else contextlib.nullcontext()
-        with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard(), \
-                conv_io_copies(self._layer), max_pools_with_index(self._layer), stats:
+        with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
             bind_static(self._slots)
             x = paddle.static.data("x", [batch, 3, size, size], "float32")
             y = paddle.static.data("y", [batch, 1], "int64")
             t = paddle.static.data("t", [batch, spec.num_classes], "float32") if soft else None
-            logits = self._layer(x)
+            with conv_io_copies(self._layer), max_pools_with_index(self._layer), linears_on_rows(self._layer), \
+                    stats:
+                logits = self._layer(x)
             loss = classification_loss(logits, y, spec.num_classes, spec.recipe.label_smoothing, t)
             optimizer = build_optimizer(self._layer, spec.recipe, self._scheduler)
             append_optimizer_step(optimizer, loss, startup)
@@ -118,7 +119,8 @@ class StaticStep(TrainStep):
             with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
                 bind_static(slots)
                 x = paddle.static.data("x", [-1, 3, size, size], "float32")
-                logits = self._layer(x)
+                with linears_on_rows(self._layer):
+                    logits = self._layer(x)
         finally:
             self._layer.train()
         self._run_startup(startup)

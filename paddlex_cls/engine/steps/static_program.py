@@ -157,17 +157,22 @@ class MaxPoolWithIndex(nn.Layer):
 
     oneDNN's max-pool gradient fails in PIR training programs; the with-index kernel has no oneDNN version.
     It takes only symmetric explicit padding, so "SAME" padding is applied here by an explicit pad with the
-    lowest float (never the maximum of a window that holds a real value).
+    lowest float (never the maximum of a window that holds a real value). Pools returning their mask or in NHWC
+    run as they are.
     """
 
     def __init__(self, pool: nn.MaxPool2D):
         super().__init__()
+        self.__dict__["_pool"] = pool
         self.kernel_size = _pair(pool.ksize)
         self.stride = _pair(pool.stride if pool.stride is not None else pool.ksize)
         self.padding = pool.padding
         self.ceil_mode = pool.ceil_mode
 
     def forward(self, x):
+        pool = self.__dict__["_pool"]
+        if pool.return_mask or pool.data_format != "NCHW":
+            return pool(x)
         padding = self.padding
         if isinstance(padding, str):
             if padding.upper() == "SAME":
@@ -197,13 +202,46 @@ def _pair(v) -> Tuple[int, int]:
 
 
 @contextlib.contextmanager
-def max_pools_with_index(layer: nn.Layer) -> Iterator[int]:
-    """While building, replace every ``nn.MaxPool2D`` sublayer by :class:`MaxPoolWithIndex`; yields the count."""
+def max_pools_with_index(layer: nn.Layer) -> Iterator[None]:
+    """While building, run every ``nn.MaxPool2D`` sublayer as :class:`MaxPoolWithIndex`; restored on exit."""
+    with _swapped(layer, nn.MaxPool2D, MaxPoolWithIndex):
+        yield
+
+
+class RowsLinear(nn.Layer):
+    """``nn.Linear`` on an N-D input computed as one 2-D matmul over the flattened leading dims.
+
+    On a [B, ..., C] input the weight gradient of Paddle's batched matmul is a per-batch product summed by a
+    oneDNN reduction that falls back to its reference kernel: seconds per step for ConvNeXt and transformers.
+    Flattening makes it a single GEMM. The original layer is held outside the sublayer tree (parameter names stay).
+    """
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        self.__dict__["_linear"] = linear
+
+    def forward(self, x):
+        lin = self.__dict__["_linear"]
+        if x.ndim <= 2 or list(x.shape[:-1]).count(-1) > 1:
+            return lin(x)
+        rows = F.linear(x.reshape([-1, x.shape[-1]]), lin.weight, lin.bias)
+        return rows.reshape(list(x.shape[:-1]) + [rows.shape[-1]])
+
+
+@contextlib.contextmanager
+def linears_on_rows(layer: nn.Layer) -> Iterator[None]:
+    """While building, run every ``nn.Linear`` sublayer as :class:`RowsLinear`; restored on exit."""
+    with _swapped(layer, nn.Linear, RowsLinear):
+        yield
+
+
+@contextlib.contextmanager
+def _swapped(layer: nn.Layer, kind: type, make) -> Iterator[int]:
     swapped = []
     for _, sub in layer.named_sublayers(include_self=True):
         for attr, child in list(sub._sub_layers.items()):
-            if isinstance(child, nn.MaxPool2D) and not child.return_mask and child.data_format == "NCHW":
-                sub._sub_layers[attr] = MaxPoolWithIndex(child)
+            if type(child) is kind:
+                sub._sub_layers[attr] = make(child)
                 swapped.append((sub, attr, child))
     try:
         yield len(swapped)

@@ -1,0 +1,162 @@
+"""Which models train on the static oneDNN engine: build, first-loss agreement, eval agreement, speed vs dygraph.
+
+Each model runs in its own process (a crash or a hang costs only that model), at 32 px with random batches:
+
+    python bench/static_engine_probe.py --out output/static_probe          # all 80 models, ~1 h on 2 cores
+    python bench/static_engine_probe.py --models "PP-LCNet*" "ResNet18"
+
+Per model: does the program build; the first loss of both engines from the same weights on the same batch (relative
+difference, must be <= 1e-4); eval logits after that step (relative norm difference, catches broken BN
+statistics); then static and dygraph steps alternate and the median step times give the speed ratio. A static
+first step slower than ``--slow-factor`` dygraph steps stops the timing (the model is too slow under oneDNN).
+Writes ``probe.json`` and ``probe.md`` (a markdown table) into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dict[str, Any]:
+    """Measure one model in this process (see the module docstring)."""
+    import numpy as np
+    import paddle
+
+    sys.path.insert(0, ROOT)
+    from paddlex_cls.device import parse_device
+    from paddlex_cls.engine.optim import build_scheduler
+    from paddlex_cls.engine.steps.dygraph import DygraphStep
+    from paddlex_cls.engine.steps.spec import StepSpec
+    from paddlex_cls.engine.steps.static import StaticStep
+    from paddlex_cls.models import get_entry
+
+    entry, classes = get_entry(model), 10
+    spec = StepSpec(model_factory=lambda: entry.build(num_classes=classes, input_size=size), recipe=entry.recipe,
+                    scheduler_factory=lambda: build_scheduler(0.01, 100, 100, 0), num_classes=classes,
+                    batch_size=bs, image_size=size, seed=0, device=parse_device("cpu"))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((bs, 3, size, size)).astype(np.float32)
+    y = rng.integers(0, classes, bs)
+    row: Dict[str, Any] = {"model": model, "family": entry.family}
+    tic = time.perf_counter()
+    try:
+        static = StaticStep(spec)
+    except Exception as e:  # the probe records every failure kind
+        return dict(row, status="build failed", error=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    row["build_s"] = time.perf_counter() - tic
+    paddle.seed(0)
+    dygraph = DygraphStep(spec)
+    dygraph.load_state(static.state())
+    paddle.seed(1)
+    tic = time.perf_counter()
+    d = dygraph.train_batch(x, y)
+    row["dygraph_first_s"] = time.perf_counter() - tic
+    paddle.seed(1)
+    tic = time.perf_counter()
+    try:
+        s = static.train_batch(x, y)
+    except Exception as e:
+        return dict(row, status="run failed", error=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    row["static_first_s"] = time.perf_counter() - tic
+    row["loss_rel_diff"] = abs(s.loss - d.loss) / max(abs(d.loss), 1e-12)
+    ls, ld = static.eval_forward()(x), dygraph.eval_forward()(x)
+    row["eval_rel_diff"] = float(np.linalg.norm(ls - ld) / max(np.linalg.norm(ld), 1e-12))
+    if not np.isfinite(s.loss):
+        return dict(row, status="nan")
+    times: Dict[str, List[float]] = {"static": [], "dygraph": []}
+    for i in range(steps + 1):
+        for name, step in (("static", static), ("dygraph", dygraph)):
+            tic = time.perf_counter()
+            loss = step.train_batch(x, y).loss
+            if i:  # the step after the first is still warming oneDNN's caches
+                times[name].append(time.perf_counter() - tic)
+            if name == "static" and not np.isfinite(loss):
+                return dict(row, status="nan")
+        if i == 0 and row["static_first_s"] > slow_factor * max(row["dygraph_first_s"], 1e-3):
+            break
+    if times["static"]:
+        row["static_step_s"] = statistics.median(times["static"])
+        row["dygraph_step_s"] = statistics.median(times["dygraph"])
+        row["speedup"] = row["dygraph_step_s"] / row["static_step_s"]
+    agree = row["loss_rel_diff"] <= 1e-4 and row["eval_rel_diff"] <= 1e-2
+    return dict(row, status="ok" if agree else "mismatch")
+
+
+def run_one(model: str, args: argparse.Namespace) -> Dict[str, Any]:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", model, "--size", str(args.size), "--bs",
+           str(args.bs), "--steps", str(args.steps), "--slow-factor", str(args.slow_factor)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), GLOG_minloglevel="2")
+    tic = time.perf_counter()
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return {"model": model, "status": "timeout", "error": f"no result in {args.timeout} s"}
+    rows = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not rows:
+        tail = (out.stderr.strip().splitlines() or ["?"])[-1][:200]
+        return {"model": model, "status": f"crashed (exit {out.returncode})", "error": tail}
+    return dict(json.loads(rows[-1]), wall_s=time.perf_counter() - tic)
+
+
+def markdown(rows: List[Dict[str, Any]]) -> str:
+    def f(row, key, fmt):
+        return fmt.format(row[key]) if key in row else ""
+
+    lines = ["| model | status | build s | 1st loss rel diff | eval rel diff | static step s | dygraph step s | "
+             "static/dygraph speed | note |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['status']} | {f(r, 'build_s', '{:.1f}')} | {f(r, 'loss_rel_diff', '{:.1e}')}"
+                     f" | {f(r, 'eval_rel_diff', '{:.1e}')} | {f(r, 'static_step_s', '{:.3f}')} | "
+                     f"{f(r, 'dygraph_step_s', '{:.3f}')} | {f(r, 'speedup', '{:.2f}x')} | {r.get('error', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=["*"], help="names or glob patterns")
+    parser.add_argument("--out", default="output/static_probe")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--bs", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per engine")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per model")
+    parser.add_argument("--slow-factor", type=float, default=30.0,
+                        help="stop timing when the first static step takes this many first dygraph steps")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        import paddle
+
+        paddle.base.core.set_num_threads(args.threads)
+        print(json.dumps(probe(args.worker, args.size, args.bs, args.steps, args.slow_factor)))
+        return
+    sys.path.insert(0, ROOT)
+    from paddlex_cls.models import list_models
+
+    names = [n for n in list_models() if any(fnmatch.fnmatch(n, p) for p in args.models)]
+    os.makedirs(args.out, exist_ok=True)
+    print(f"# {len(names)} models, {args.size} px, batch {args.bs}, {args.threads} threads, {args.steps} timed steps "
+          f"per engine (alternating), timeout {args.timeout} s", flush=True)
+    rows = []
+    for name in names:
+        rows.append(run_one(name, args))
+        r = rows[-1]
+        print(f"{name}: {r['status']} {r.get('speedup', 0):.2f}x loss diff {r.get('loss_rel_diff', float('nan')):.1e} "
+              f"{r.get('error', '')}", flush=True)
+        with open(os.path.join(args.out, "probe.json"), "w") as f:
+            json.dump(rows, f, indent=1)
+        with open(os.path.join(args.out, "probe.md"), "w") as f:
+            f.write(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

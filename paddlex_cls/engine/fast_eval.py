@@ -1,0 +1,70 @@
+"""Evaluation forward passes on CPU through a oneDNN inference predictor instead of dygraph.
+
+A dygraph Layer in eval mode is traced once into a static program (``paddle.jit.save`` into a temporary folder,
+weights as they are now), and ``paddle.inference`` runs it with oneDNN and its fusion passes: about 4-10x faster
+than dygraph evaluation at 224 px, for a set-up cost of one to a few seconds (tracing, saving, graph passes), so
+it pays off from a few batches on. The Layer itself is not changed (the trace goes through a wrapper).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable
+
+import numpy as np
+import paddle
+
+
+class _Traced(paddle.nn.Layer):
+    """Holds the model so that ``jit.to_static`` replaces the wrapper's forward, never the model's own."""
+
+    def __init__(self, model: paddle.nn.Layer):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(x)
+
+
+def onednn_forward(model: paddle.nn.Layer, image_size: int, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A ``float32 NCHW batch -> logits`` function equal to ``model`` in eval mode, run by a oneDNN predictor.
+
+    Args:
+        model: the dygraph Layer with the weights to evaluate (the EMA weights when EMA is on); its mode is
+            restored afterwards.
+        image_size: side of the square inputs (any batch size is accepted).
+        threads: math threads of the predictor (the process' training thread count).
+
+    Example:
+        >>> forward = onednn_forward(model, 224, threads=2)
+        >>> logits = forward(images)  # [N, C]
+    """
+    from paddle import inference
+
+    was_training = model.training
+    model.eval()
+    try:
+        with tempfile.TemporaryDirectory(prefix="paddlex_cls_eval_") as tmp:
+            prefix = os.path.join(tmp, "model")
+            spec = [paddle.static.InputSpec([None, 3, image_size, image_size], "float32", "x")]
+            traced = paddle.jit.to_static(_Traced(model), input_spec=spec, full_graph=True)
+            paddle.jit.save(traced, prefix)
+            model_file = prefix + (".json" if os.path.exists(prefix + ".json") else ".pdmodel")
+            config = inference.Config(model_file, prefix + ".pdiparams")
+            config.disable_glog_info()
+            config.disable_gpu()
+            config.enable_mkldnn()
+            config.set_cpu_math_library_num_threads(threads)
+            predictor = inference.create_predictor(config)  # reads the files now; the folder can go
+    finally:
+        model.train(was_training)
+    inp = predictor.get_input_handle(predictor.get_input_names()[0])
+    out = predictor.get_output_handle(predictor.get_output_names()[0])
+
+    def forward(images: np.ndarray) -> np.ndarray:
+        inp.reshape(list(images.shape))
+        inp.copy_from_cpu(np.ascontiguousarray(images, dtype=np.float32))
+        predictor.run()
+        return out.copy_to_cpu()
+
+    return forward
