@@ -1,0 +1,196 @@
+"""Which engine trains a run (``Train.engine``: auto | static | dygraph), decided once before the first epoch.
+
+``auto`` takes the static oneDNN engine for single-process CPU training when a short trial at the run's own batch
+and image size shows that its program builds and runs, its first loss agrees with one dygraph step on the same
+batch and weights (1e-4 relative), its eval logits agree after that step, and its steps are faster. The trial
+costs one static build plus ``1 + steps`` steps of each engine (seconds for small inputs, under a minute for
+ResNet18 at 224 px), which a timing table could not replace: the ratio depends on batch, size and threads, and a
+model fast at 32 px can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far
+slower or broken under static skip the trial (``KNOWN_SLOW``). ``static`` runs the same checks but no race, and
+fails with a clear error instead of falling back; ``dygraph`` builds the dygraph engine directly.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+import paddle
+
+from ...errors import ConfigError, RuntimeFailure
+from .base import EngineState, TrainStep
+from .spec import StepSpec
+
+logger = logging.getLogger("paddlex_cls")
+ENGINE_CHOICES = ("auto", "static", "dygraph")
+
+#: model name -> why auto does not try the static engine (from bench/static_engine_probe.py)
+KNOWN_SLOW: Dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Trial:
+    """How ``auto`` races the engines.
+
+    Attributes:
+        steps: timed steps per engine after the first (untimed) one.
+        margin: static must take at most this fraction of a dygraph step.
+        slow_factor: a first static step this many times a first dygraph step ends the trial (far slower).
+        loss_rtol: the first losses must agree this closely.
+        eval_rtol: eval logits after the first step must agree this closely (relative norm).
+    """
+
+    steps: int = 3
+    margin: float = 0.9
+    slow_factor: float = 20.0
+    loss_rtol: float = 1e-4
+    eval_rtol: float = 1e-2
+
+
+@dataclass
+class EngineChoice:
+    """The engine to train with, ready at its initial state, and why it was chosen (logged once by the loop)."""
+
+    step: TrainStep
+    reason: str
+
+
+class _Rejected(Exception):
+    """The static engine cannot be used for this run (the message says why)."""
+
+
+def choose_engine(requested: str, spec: StepSpec, model_name: str, build: Callable[[str, StepSpec], TrainStep],
+                  trial: Trial = Trial()) -> EngineChoice:
+    """Build the engine ``requested`` asks for (see the module docstring).
+
+    Args:
+        requested: ``Train.engine``.
+        model_name: the registry name (for ``KNOWN_SLOW`` and messages).
+        build: makes an engine by name (``steps.build_step``).
+
+    Raises:
+        ConfigError: ``static`` asked for a run it cannot do (GPU, several processes).
+        RuntimeFailure: ``static`` asked for, but the program fails to build or run, disagrees or gives NaN.
+    """
+    if requested not in ENGINE_CHOICES:
+        raise ConfigError(f"Train.engine={requested!r} is not one of {', '.join(ENGINE_CHOICES)}",
+                          "e.g. -o Train.engine=auto")
+
+    def fresh(name: str) -> TrainStep:
+        paddle.seed(spec.seed)  # the same initial weights as building it directly after the run's seeding
+        return build(name, spec)
+
+    if requested == "dygraph":
+        return EngineChoice(fresh("dygraph"), "Train.engine=dygraph")
+    unsupported = _unsupported(spec)
+    if unsupported and requested == "static":
+        raise ConfigError(f"Train.engine=static {unsupported}", "use -o Train.engine=auto (or dygraph), or train "
+                          "on one CPU process with -o Global.device=cpu")
+    if unsupported:
+        return EngineChoice(fresh("dygraph"), f"dygraph engine: the static engine {unsupported}")
+    if requested == "auto" and model_name in KNOWN_SLOW:
+        return EngineChoice(fresh("dygraph"), f"dygraph engine: {KNOWN_SLOW[model_name]}")
+    try:
+        static, why = _trial(spec, fresh, trial, race=requested == "auto")
+    except _Rejected as e:
+        if requested == "static":
+            raise RuntimeFailure(f"Train.engine=static cannot train {model_name}: {e}",
+                                 "use -o Train.engine=auto or -o Train.engine=dygraph") from None
+        return EngineChoice(fresh("dygraph"), f"dygraph engine: the static engine {e}")
+    if static is None:
+        return EngineChoice(fresh("dygraph"), f"dygraph engine: {why}")
+    return EngineChoice(static, f"static oneDNN engine: {why}")
+
+
+def _unsupported(spec: StepSpec) -> Optional[str]:
+    if spec.device.type != "cpu":
+        return f"runs on CPU only (Global.device={spec.device})"
+    if spec.world_size > 1:
+        return f"runs in a single process (this run has {spec.world_size})"
+    return None
+
+
+def _trial(spec: StepSpec, build: Callable[[str], TrainStep], trial: Trial,
+           race: bool) -> Tuple[Optional[TrainStep], str]:
+    """The checked static engine reset to its initial state, or None when dygraph is faster; and why."""
+    tic = time.perf_counter()
+    static = _attempt("did not build", lambda: build("static"))
+    built = time.perf_counter() - tic
+    initial = static.state()
+    reference = build("dygraph")
+    try:
+        reference.load_state(EngineState(model=initial.model))
+        images, labels, targets = _sample_batch(spec)
+        first = _compare_first_step(static, reference, images, labels, targets, trial)
+        verdict = "first loss agrees with dygraph"
+        if race:
+            static_s, dygraph_s = _race(static, reference, images, labels, targets, trial, first)
+            if static_s > trial.margin * dygraph_s:
+                static.close()
+                return None, (f"static steps are not faster here ({static_s:.3f} s vs {dygraph_s:.3f} s per step "
+                              f"of {spec.batch_size} at {spec.image_size} px)")
+            verdict = f"{dygraph_s / static_s:.1f}x faster than dygraph in a trial ({static_s:.3f} s per step)"
+    except BaseException:
+        static.close()
+        raise
+    finally:
+        reference.close()
+    static.load_state(initial)
+    return static, f"{verdict}; trial took {time.perf_counter() - tic:.0f} s (build {built:.0f} s)"
+
+
+def _attempt(what: str, fn):
+    """``fn()``, with any Paddle failure (an op without a kernel, a shape oneDNN rejects) as a _Rejected."""
+    try:
+        return fn()
+    except (RuntimeError, ValueError, TypeError, NotImplementedError, AssertionError, MemoryError) as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise _Rejected(f"{what} ({type(e).__name__}: {first_line})") from None
+
+
+def _sample_batch(spec: StepSpec) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    rng = np.random.default_rng(spec.seed)
+    images = rng.standard_normal((spec.batch_size, 3, spec.image_size, spec.image_size)).astype(np.float32)
+    labels = np.arange(spec.batch_size) % spec.num_classes
+    mixing = any(a in spec.recipe.augment for a in ("mixup", "cutmix"))
+    targets = np.eye(spec.num_classes, dtype=np.float32)[labels] if mixing else None
+    return images, labels, targets
+
+
+def _compare_first_step(static: TrainStep, reference: TrainStep, images, labels, targets, trial: Trial) -> Dict:
+    """One step of each from the same weights with the same random draws; _Rejected unless they agree."""
+    paddle.seed(0)
+    tic = time.perf_counter()
+    want = reference.train_batch(images, labels, targets)
+    dygraph_s = time.perf_counter() - tic
+    paddle.seed(0)
+    tic = time.perf_counter()
+    got = _attempt("failed on its first step", lambda: static.train_batch(images, labels, targets))
+    static_s = time.perf_counter() - tic
+    if not np.isfinite(got.loss):
+        raise _Rejected(f"gave a non-finite first loss ({got.loss}; dygraph {want.loss:.6g})")
+    if abs(got.loss - want.loss) > trial.loss_rtol * abs(want.loss):
+        raise _Rejected(f"disagrees with dygraph on the first loss ({got.loss:.7g} vs {want.loss:.7g})")
+    ours = _attempt("failed to evaluate", lambda: static.eval_forward()(images))
+    theirs = reference.eval_forward()(images)
+    if np.linalg.norm(ours - theirs) > trial.eval_rtol * np.linalg.norm(theirs):
+        raise _Rejected("disagrees with dygraph on eval logits after its first step")
+    return {"static_s": static_s, "dygraph_s": dygraph_s}
+
+
+def _race(static: TrainStep, reference: TrainStep, images, labels, targets, trial: Trial,
+          first: Dict) -> Tuple[float, float]:
+    """Median seconds per step of each engine over ``trial.steps`` alternating steps."""
+    if first["static_s"] > trial.slow_factor * first["dygraph_s"]:
+        return first["static_s"], first["dygraph_s"]
+    times: Dict[str, list] = {"static": [], "dygraph": []}
+    for _ in range(trial.steps):
+        for name, step in (("static", static), ("dygraph", reference)):
+            tic = time.perf_counter()
+            loss = step.train_batch(images, labels, targets).loss
+            times[name].append(time.perf_counter() - tic)
+            if name == "static" and not np.isfinite(loss):
+                raise _Rejected("gave a non-finite loss in its first steps")
+    return float(np.median(times["static"])), float(np.median(times["dygraph"]))

@@ -1,0 +1,110 @@
+"""Train.engine: auto picks the static engine only when it builds, agrees with dygraph and is faster."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from paddlex_cls.device import parse_device
+from paddlex_cls.engine.steps import choose
+from paddlex_cls.engine.steps.base import EngineState, StepResult
+from paddlex_cls.engine.steps.choose import Trial, choose_engine
+from paddlex_cls.engine.steps.dygraph import DygraphStep
+from paddlex_cls.engine.steps.static import StaticStep
+from paddlex_cls.errors import ConfigError, RuntimeFailure
+from tests.test_static_engine import make_spec, registry_factory
+
+ENGINES = {"static": StaticStep, "dygraph": DygraphStep}
+NAME = "PP-LCNet_x0_25"
+
+
+def build(name, spec):
+    return ENGINES[name](spec)
+
+
+class FaultyStatic(DygraphStep):
+    """A dygraph engine posing as the static one, with a fault injected into its steps."""
+
+    name = "static"
+    fault = "nan"
+
+    def train_batch(self, images, labels, targets=None) -> StepResult:
+        result = super().train_batch(images, labels, targets)
+        if self.fault == "raise":
+            raise RuntimeError("(PreconditionNotMet) could not create a primitive descriptor")
+        if self.fault == "slow":
+            time.sleep(0.2)
+        return StepResult(float("nan") if self.fault == "nan" else result.loss * (1.01 if self.fault == "off" else 1),
+                          result.top1)
+
+    def load_state(self, state: EngineState) -> None:
+        super().load_state(EngineState(state.model))  # dygraph cannot drop accumulators it made in the trial
+
+
+def faulty(fault: str):
+    kind = type(f"Faulty_{fault}", (FaultyStatic,), {"fault": fault})
+    return lambda name, spec: kind(spec) if name == "static" else DygraphStep(spec)
+
+
+def test_dygraph_and_unsupported_runs():
+    spec = make_spec(registry_factory(NAME))
+    assert choose_engine("dygraph", spec, NAME, build).step.name == "dygraph"
+    for changes in ({"world_size": 2}, {"device": parse_device("gpu:0")}):
+        other = dataclasses.replace(spec, **changes)
+        choice = choose_engine("auto", other, NAME, faulty("raise"))
+        assert choice.step.name == "dygraph" and "static engine runs" in choice.reason
+        with pytest.raises(ConfigError, match="Train.engine=static"):
+            choose_engine("static", other, NAME, build)
+    with pytest.raises(ConfigError, match="not one of"):
+        choose_engine("fast", spec, NAME, build)
+
+
+@pytest.mark.parametrize("fault, words", [("nan", "non-finite"), ("off", "disagrees"), ("raise", "first step")])
+def test_faults_fall_back_or_fail_clearly(fault, words):
+    spec = make_spec(registry_factory(NAME))
+    choice = choose_engine("auto", spec, NAME, faulty(fault))
+    assert choice.step.name == "dygraph" and words in choice.reason, choice.reason
+    with pytest.raises(RuntimeFailure, match=words) as err:
+        choose_engine("static", spec, NAME, faulty(fault))
+    assert "Train.engine=dygraph" in str(err.value)
+
+
+def test_build_failure_falls_back():
+    def broken(name, spec):
+        if name == "static":
+            raise ValueError("(InvalidArgument) The op pd_op.foo has no kernel for OneDNN\nC++ trace...")
+        return DygraphStep(spec)
+
+    choice = choose_engine("auto", make_spec(registry_factory(NAME)), NAME, broken)
+    assert choice.step.name == "dygraph" and "did not build (ValueError: (InvalidArgument)" in choice.reason
+    assert "C++" not in choice.reason
+
+
+def test_slower_static_and_known_slow_models(monkeypatch):
+    spec = make_spec(registry_factory(NAME))
+    choice = choose_engine("auto", spec, NAME, faulty("slow"))
+    assert choice.step.name == "dygraph" and "not faster" in choice.reason
+    monkeypatch.setitem(choose.KNOWN_SLOW, NAME, "far slower under static oneDNN in the probe")
+    assert "probe" in choose_engine("auto", spec, NAME, build).reason
+    assert choose_engine("static", spec, NAME, faulty("slow")).step.name == "static"  # asked for: no race
+
+
+def test_chosen_static_engine_starts_from_the_initial_state():
+    spec = make_spec(registry_factory(NAME))
+    choice = choose_engine("static", spec, NAME, build, Trial())
+    assert choice.step.name == "static" and "agrees" in choice.reason
+    fresh = StaticStep(spec).state()
+    got = choice.step.state()
+    assert got.optimizer["LR_Scheduler"] == fresh.optimizer["LR_Scheduler"]
+    for part in ("model", "optimizer"):
+        for k, v in getattr(fresh, part).items():
+            if k != "LR_Scheduler":
+                np.testing.assert_array_equal(getattr(got, part)[k], v, err_msg=k)
+
+
+def test_auto_runs_the_trial_for_real():
+    choice = choose_engine("auto", make_spec(registry_factory(NAME)), NAME, build)
+    assert choice.step.name in ("static", "dygraph")
+    assert "trial" in choice.reason or "not faster" in choice.reason, choice.reason

@@ -1,0 +1,34 @@
+"""The oneDNN inference forward used for CPU evaluation equals dygraph evaluation and leaves the model alone."""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+
+from paddlex_cls.engine.fast_eval import onednn_forward
+from paddlex_cls.engine.layer_forward import layer_forward
+from paddlex_cls.models import get_entry
+
+
+def topk_hits(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
+    return float((np.argsort(-logits, axis=1)[:, :k] == labels[:, None]).any(axis=1).mean())
+
+
+@pytest.mark.parametrize("name", ["PP-LCNet_x0_25", pytest.param("ResNet18", marks=pytest.mark.slow)])
+def test_onednn_forward_equals_dygraph_eval(name):
+    paddle.seed(0)
+    model = get_entry(name).build(num_classes=10, input_size=32)
+    with paddle.no_grad():  # running statistics away from their initial values, as after training
+        for _ in range(3):
+            model(paddle.randn([16, 3, 32, 32]) * 2 + 0.5)
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((64, 3, 32, 32)).astype(np.float32)
+    labels = rng.integers(0, 10, 64)
+    fast = onednn_forward(model, 32, threads=2)
+    assert model.training and not isinstance(model.forward, paddle.jit.api.StaticFunction)
+    want = layer_forward(model)(images)
+    for batch in (images, images[:1], images[:5]):  # any batch size, the oneDNN caches keyed by shape
+        np.testing.assert_allclose(fast(batch), want[:len(batch)], rtol=1e-4, atol=1e-5)
+    got = fast(images)
+    for k in (1, 5):
+        assert abs(topk_hits(got, labels, k) - topk_hits(want, labels, k)) <= 1e-3
