@@ -2,7 +2,8 @@
 
 ``auto`` takes the static oneDNN engine for single-process CPU training when a short trial at the run's own batch
 and image size shows that its program builds and runs, its first loss agrees with one dygraph step on the same
-batch and weights (1e-4 relative), its eval logits agree after that step, and its steps are faster. The trial
+batch and weights (1e-4 relative), so do its eval logits and the BatchNorm statistics of that step, and its
+steps are faster. The trial
 costs one static build plus ``1 + steps`` steps of each engine (seconds for small inputs, under a minute for
 ResNet18 at 224 px), which a timing table could not replace: the ratio depends on batch, size and threads, and a
 model fast at 32 px can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far
@@ -26,6 +27,8 @@ from .spec import StepSpec
 logger = logging.getLogger("paddlex_cls")
 ENGINE_CHOICES = ("auto", "static", "dygraph")
 
+#: state-dict key endings of BatchNorm running statistics (Paddle's names)
+RUNNING_STATS = ("._mean", "._variance")
 #: model name -> why auto does not try the static engine (from bench/static_engine_probe.py)
 KNOWN_SLOW: Dict[str, str] = {}
 
@@ -39,7 +42,8 @@ class Trial:
         margin: static must take at most this fraction of a dygraph step.
         slow_factor: a first static step this many times a first dygraph step ends the trial (far slower).
         loss_rtol: the first losses must agree this closely.
-        eval_rtol: eval logits after the first step must agree this closely (relative norm).
+        eval_rtol: eval logits (relative norm) and BatchNorm running statistics after the first step must agree
+            this closely.
     """
 
     steps: int = 3
@@ -160,7 +164,12 @@ def _sample_batch(spec: StepSpec) -> Tuple[np.ndarray, np.ndarray, Optional[np.n
 
 
 def _compare_first_step(static: TrainStep, reference: TrainStep, images, labels, targets, trial: Trial) -> Dict:
-    """One step of each from the same weights with the same random draws; _Rejected unless they agree."""
+    """Eval logits, then one step of each from the same weights with the same random draws, then the BatchNorm
+    running statistics (they depend on the forward only); _Rejected unless all agree."""
+    ours = _attempt("failed to evaluate", lambda: static.eval_forward()(images))
+    theirs = reference.eval_forward()(images)
+    if not np.linalg.norm(ours - theirs) <= trial.eval_rtol * np.linalg.norm(theirs):
+        raise _Rejected("disagrees with dygraph on eval logits")
     paddle.seed(0)
     tic = time.perf_counter()
     want = reference.train_batch(images, labels, targets)
@@ -173,10 +182,10 @@ def _compare_first_step(static: TrainStep, reference: TrainStep, images, labels,
         raise _Rejected(f"gave a non-finite first loss ({got.loss}; dygraph {want.loss:.6g})")
     if abs(got.loss - want.loss) > trial.loss_rtol * abs(want.loss):
         raise _Rejected(f"disagrees with dygraph on the first loss ({got.loss:.7g} vs {want.loss:.7g})")
-    ours = _attempt("failed to evaluate", lambda: static.eval_forward()(images))
-    theirs = reference.eval_forward()(images)
-    if np.linalg.norm(ours - theirs) > trial.eval_rtol * np.linalg.norm(theirs):
-        raise _Rejected("disagrees with dygraph on eval logits after its first step")
+    ours, theirs = static.state().model, reference.state().model
+    for key in (k for k in theirs if k.endswith(RUNNING_STATS)):
+        if not np.allclose(ours[key], theirs[key], rtol=trial.eval_rtol, atol=1e-4):
+            raise _Rejected(f"disagrees with dygraph on the running statistic {key} after its first step")
     return {"static_s": static_s, "dygraph_s": dygraph_s}
 
 
