@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,8 +57,9 @@ def worker(args: argparse.Namespace) -> Dict[str, float]:
         step.train_batch(images, labels)
         times.append(time.perf_counter() - tic)
     timed = times[args.warmup:]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"samples_per_s": args.bs * len(timed) / sum(timed), "build_s": build, "first_step_s": times[0],
-            "median_step_s": statistics.median(timed)}
+            "median_step_s": statistics.median(timed), "peak_rss_mb": peak_mb}
 
 
 def run_worker(case: str, engine: str, args: argparse.Namespace) -> Dict[str, float]:
@@ -92,19 +94,22 @@ def main() -> None:
     print(f"# engines {ENGINES}, {args.rounds} rounds, {args.warmup} warm-up + {args.steps} timed steps, "
           f"{args.threads} threads, 10 classes, random in-memory batches, fresh process per run")
     for case in args.cases:
-        ratios, seen = [], {e: [] for e in ENGINES}
+        ratios, memory, seen = [], [], {e: [] for e in ENGINES}
         for r in range(args.rounds):
             order = ENGINES if r % 2 == 0 else ENGINES[::-1]
             got = {e: run_worker(case, e, args) for e in order}
             for e in ENGINES:
                 seen[e].append(got[e]["samples_per_s"])
             ratios.append(got["static"]["samples_per_s"] / got["dygraph"]["samples_per_s"])
+            memory.append(got["static"]["peak_rss_mb"] / got["dygraph"]["peak_rss_mb"])
             print(f"{case} round {r + 1}: " + ", ".join(
                 f"{e} {got[e]['samples_per_s']:.1f} samples/s (build {got[e]['build_s']:.1f} s, first step "
-                f"{got[e]['first_step_s']:.2f} s)" for e in ENGINES) + f", ratio {ratios[-1]:.2f}", flush=True)
+                f"{got[e]['first_step_s']:.2f} s, peak RSS {got[e]['peak_rss_mb']:.0f} MB)" for e in ENGINES)
+                + f", ratio {ratios[-1]:.2f}", flush=True)
         print(f"{case}: static/dygraph median ratio {statistics.median(ratios):.2f} "
               f"(per round {', '.join(f'{x:.2f}' for x in ratios)}); median samples/s static "
-              f"{statistics.median(seen['static']):.1f}, dygraph {statistics.median(seen['dygraph']):.1f}", flush=True)
+              f"{statistics.median(seen['static']):.1f}, dygraph {statistics.median(seen['dygraph']):.1f}; "
+              f"peak RSS static/dygraph {statistics.median(memory):.2f}", flush=True)
 
 
 if __name__ == "__main__":
