@@ -16,7 +16,7 @@ from paddlex_cls.engine.steps.base import EngineState
 from paddlex_cls.engine.steps.dygraph import DygraphStep
 from paddlex_cls.engine.steps.spec import StepSpec
 from paddlex_cls.engine.steps.static import StaticStep
-from paddlex_cls.engine.steps.static_program import MaxPoolWithIndex
+from paddlex_cls.engine.steps.static_rewrites import MaxPoolWithIndex
 from paddlex_cls.models import get_entry
 from paddlex_cls.models.clip_vit import CLIPVisionTransformer
 from paddlex_cls.models.registry import Recipe

@@ -9,7 +9,6 @@ Layer's ``state_dict()`` keys and dygraph optimizer-state names.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -21,8 +20,8 @@ from ..optim import build_optimizer
 from .base import EngineState, StepResult, TrainStep
 from .spec import StepSpec
 from .static_mode import onednn_enabled, static_onednn
-from .static_program import (TensorSlot, append_optimizer_step, bind_static, bn_running_stats, capture_slots,
-                             conv_io_copies, linears_on_rows, max_pools_with_index, persistable_var, write_vars)
+from .static_program import TensorSlot, append_optimizer_step, bind_static, capture_slots, persistable_var, write_vars
+from .static_rewrites import linears_on_rows, training_rewrites
 from .static_state import load_into_scope, state_from_scope
 
 EMA_SUFFIX = "@EMA"
@@ -80,14 +79,12 @@ class StaticStep(TrainStep):
         spec, size = self.spec, self.spec.image_size
         main, startup = paddle.static.Program(), paddle.static.Program()
         self._layer.train()
-        stats = bn_running_stats(self._layer) if onednn_enabled() else contextlib.nullcontext()
         with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
             bind_static(self._slots)
             x = paddle.static.data("x", [batch, 3, size, size], "float32")
             y = paddle.static.data("y", [batch, 1], "int64")
             t = paddle.static.data("t", [batch, spec.num_classes], "float32") if soft else None
-            with conv_io_copies(self._layer), max_pools_with_index(self._layer), linears_on_rows(self._layer), \
-                    stats:
+            with training_rewrites(self._layer, onednn=onednn_enabled()):
                 logits = self._layer(x)
             loss = classification_loss(logits, y, spec.num_classes, spec.recipe.label_smoothing, t)
             optimizer = build_optimizer(self._layer, spec.recipe, self._scheduler)
