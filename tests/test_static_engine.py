@@ -126,8 +126,8 @@ def exact_run(spec: StepSpec, data, targets=None) -> None:
     assert [d for d, _ in losses] == [s for _, s in losses]
     # equal up to a rare last-bit difference (the per-parameter LR product of layer decay)
     assert_states_close(static.state(), dygraph.state(), rtol=1e-6, atol=1e-9)
-    x = data[0][0]
-    np.testing.assert_allclose(static.eval_forward()(x), dygraph.eval_forward()(x), rtol=1e-6, atol=1e-9)
+    x = data[0][0]  # evaluation runs in the oneDNN predictor, which fuses conv+BN: rounding differs
+    np.testing.assert_allclose(static.eval_forward()(x), dygraph.eval_forward()(x), rtol=1e-4, atol=1e-5)
 
 
 def test_recipe_options_exact(native_kernels):
@@ -222,3 +222,21 @@ def test_max_pool_with_index_equals_max_pool():
             a, b = pool(x), MaxPoolWithIndex(pool)(x)
             np.testing.assert_array_equal(a.numpy(), b.numpy())
             np.testing.assert_array_equal(paddle.grad(a.sum(), x)[0].numpy(), paddle.grad(b.sum(), x)[0].numpy())
+
+
+def test_rewrites_leave_the_layer_as_it_was():
+    from paddlex_cls.engine.steps.static_rewrites import training_rewrites
+
+    model = registry_factory("PP-HGNetV2-B0")()
+    before = [(n, type(s)) for n, s in model.named_sublayers()]
+    keys = list(model.state_dict())
+    paddle.enable_static()
+    try:
+        with paddle.static.program_guard(paddle.static.Program(), paddle.static.Program()):
+            with training_rewrites(model, onednn=True):
+                assert any(isinstance(s, MaxPoolWithIndex) for s in model.sublayers())
+                assert any(s._forward_pre_hooks for s in model.sublayers() if isinstance(s, nn.Conv2D))
+    finally:
+        paddle.disable_static()
+    assert [(n, type(s)) for n, s in model.named_sublayers()] == before and list(model.state_dict()) == keys
+    assert not any(s._forward_pre_hooks or s._forward_post_hooks for s in model.sublayers())

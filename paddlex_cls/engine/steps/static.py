@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import paddle
 
+from ..fast_eval import default_threads, program_forward
 from ..loss import classification_loss
 from ..optim import build_optimizer
 from .base import EngineState, StepResult, TrainStep
@@ -31,6 +32,7 @@ EMA_SUFFIX = "@EMA"
 class _Program:
     main: paddle.static.Program
     fetch: List[paddle.pir.Value]
+    feed: Optional[paddle.pir.Value] = None
 
 
 class StaticStep(TrainStep):
@@ -56,6 +58,7 @@ class StaticStep(TrainStep):
         self._scope = paddle.static.Scope()
         self._place = paddle.CPUPlace()
         self._exe = paddle.static.Executor(self._place)
+        self._threads = default_threads()
         self._train: Dict[Tuple[int, bool], _Program] = {}
         self._eval: Optional[_Program] = None
         self._ema: Optional[_Program] = None
@@ -121,7 +124,7 @@ class StaticStep(TrainStep):
         finally:
             self._layer.train()
         self._run_startup(startup)
-        return _Program(main, [logits])
+        return _Program(main, [logits], feed=x)
 
     def _run_startup(self, startup: paddle.static.Program) -> None:
         """Create the program's persistable variables; ones the scope already holds keep their values."""
@@ -165,14 +168,11 @@ class StaticStep(TrainStep):
                         self._ema_names if self._ema is not None else None)
 
     def eval_forward(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The evaluation program (EMA weights when EMA is on) saved and run by the oneDNN inference predictor,
+        which fuses it: several times faster than running it with the executor."""
         if self._eval is None:
             self._eval = self._build_eval()
-        program = self._eval
-
-        def forward(images: np.ndarray) -> np.ndarray:
-            return np.asarray(self._run(program, {"x": np.asarray(images, dtype=np.float32)})[0])
-
-        return forward
+        return program_forward(self._eval.main, self._eval.feed, self._eval.fetch[0], self._scope, self._threads)
 
     def close(self) -> None:
         self._train.clear()
