@@ -7,7 +7,7 @@ and parameter names never change. Measured on Paddle 3.3 (2-core AVX-512 CPU); e
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Tuple
+from typing import Dict, Iterator, Tuple
 
 import numpy as np
 import paddle
@@ -55,17 +55,29 @@ def conv_io_copies(layer: nn.Layer) -> Iterator[None]:
             h.remove()
 
 
-def _update_running_stats(layer: nn.Layer, inputs: tuple, output):
-    op = output.get_defining_op()
-    if op.name() not in ("pd_op.batch_norm_", "pd_op.batch_norm") or op.attrs().get("use_global_stats"):
+class _RunningStats:
+    """A post-hook per BatchNorm: ``running = lerp(running, batch, 1 - momentum)`` from the batch mean and (biased)
+    variance that oneDNN outputs (its inputs still hold the old running values).
+
+    Two ops per statistic with the weight tensor shared (these hooks add hundreds of small ops to a program, each
+    with its overhead). The running value is lerp's first input on purpose: with the batch statistic there, the
+    executor's in-place reuse overwrote it before the BatchNorm gradient read it (the BN weights stopped learning).
+    """
+
+    def __init__(self):
+        self.weights: Dict[float, paddle.pir.Value] = {}
+
+    def __call__(self, layer: nn.Layer, inputs: tuple, output):
+        op = output.get_defining_op()
+        if op.name() not in ("pd_op.batch_norm_", "pd_op.batch_norm") or op.attrs().get("use_global_stats"):
+            return output
+        rest = 1.0 - float(layer._momentum)
+        if rest not in self.weights:
+            self.weights[rest] = paddle.full([1], rest, "float32")
+        weight = self.weights[rest]
+        for batch, running in ((op.result(3), layer._mean), (op.result(4), layer._variance)):
+            paddle.assign(paddle.lerp(running, batch, weight), output=running)
         return output
-    # the native kernel's update, running * momentum + batch * (1 - momentum), from the batch mean and (biased)
-    # variance that oneDNN outputs; its inputs still hold the old running values
-    momentum = float(np.float32(layer._momentum))
-    rest = float(np.float32(1.0) - np.float32(layer._momentum))
-    paddle.assign(layer._mean * momentum + op.result(3) * rest, output=layer._mean)
-    paddle.assign(layer._variance * momentum + op.result(4) * rest, output=layer._variance)
-    return output
 
 
 @contextlib.contextmanager
@@ -78,7 +90,8 @@ def bn_running_stats(layer: nn.Layer) -> Iterator[None]:
     from them. Only for oneDNN: the native kernel updates in place and outputs the inverse std instead. Hooks are
     removed on exit.
     """
-    handles = [sub.register_forward_post_hook(_update_running_stats) for sub in layer.sublayers(include_self=True)
+    update = _RunningStats()
+    handles = [sub.register_forward_post_hook(update) for sub in layer.sublayers(include_self=True)
                if isinstance(sub, nn.layer.norm._BatchNormBase) and sub.training]
     try:
         yield
