@@ -32,3 +32,16 @@ def test_onednn_forward_equals_dygraph_eval(name):
     got = fast(images)
     for k in (1, 5):
         assert abs(topk_hits(got, labels, k) - topk_hits(want, labels, k)) <= 1e-3
+
+
+def test_onednn_forward_reads_values_used_twice():
+    """(x - mean) / std with x - mean consumed twice: Paddle's PIR in-place pass broke it (ConvNeXt's LayerNorm)."""
+
+    class Standardize(paddle.nn.Layer):
+        def forward(self, x):
+            mean = x.mean(axis=1, keepdim=True)
+            return (x - mean) / paddle.sqrt((x - mean).pow(2).mean(axis=1, keepdim=True) + 1e-6)
+
+    model = Standardize()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
+    np.testing.assert_allclose(onednn_forward(model, 4, threads=1)(x), layer_forward(model)(x), rtol=1e-4, atol=1e-5)
