@@ -2,8 +2,8 @@
 
 ``auto`` takes the static oneDNN engine for single-process CPU training when a short trial at the run's own batch
 and image size shows that its program builds and runs, its first loss agrees with one dygraph step on the same
-batch and weights (1e-4 relative), so do its eval logits and the BatchNorm statistics of that step, and its
-steps are faster. The trial
+batch and weights (1e-4 relative), so do its eval logits, the BatchNorm statistics of that step and the loss after
+one update (1e-3), and its steps are faster. The trial
 costs one static build plus ``1 + steps`` steps of each engine (seconds for small inputs, under a minute for
 ResNet18 at 224 px), which a timing table could not replace: the ratio depends on batch, size and threads, and a
 model fast at 32 px can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far
@@ -41,7 +41,8 @@ class Trial:
         steps: timed steps per engine after the first (untimed) one.
         margin: static must take at most this fraction of a dygraph step.
         slow_factor: a first static step this many times a first dygraph step ends the trial (far slower).
-        loss_rtol: the first losses must agree this closely.
+        loss_rtol: the first losses (the forward pass) must agree this closely.
+        update_rtol: the second losses (after one update) must agree this closely.
         eval_rtol: eval logits (relative norm) and BatchNorm running statistics after the first step must agree
             this closely.
     """
@@ -50,6 +51,7 @@ class Trial:
     margin: float = 0.9
     slow_factor: float = 20.0
     loss_rtol: float = 1e-4
+    update_rtol: float = 1e-3
     eval_rtol: float = 1e-2
 
 
@@ -126,16 +128,16 @@ def _trial(spec: StepSpec, build: Callable[[str], TrainStep], trial: Trial,
     reference = build("dygraph")
     try:
         reference.load_state(EngineState(model=initial.model))
-        images, labels, targets = _sample_batch(spec)
-        first = _compare_first_step(static, reference, images, labels, targets, trial)
-        verdict = "first loss agrees with dygraph"
+        batch = _sample_batch(spec)
+        verdict = "its first two losses agree with dygraph"
+        timing = _checked_steps(static, reference, batch, trial, race)
         if race:
-            static_s, dygraph_s = _race(static, reference, images, labels, targets, trial, first)
+            static_s, dygraph_s = timing if timing else _race(static, reference, batch, trial)
             if static_s > trial.margin * dygraph_s:
                 static.close()
                 return None, (f"static steps are not faster here ({static_s:.3f} s vs {dygraph_s:.3f} s per step "
                               f"of {spec.batch_size} at {spec.image_size} px)")
-            verdict = f"{dygraph_s / static_s:.1f}x faster than dygraph in a trial ({static_s:.3f} s per step)"
+            verdict += f", {dygraph_s / static_s:.1f}x faster in a trial ({static_s:.3f} s per step)"
     except BaseException:
         static.close()
         raise
@@ -163,43 +165,51 @@ def _sample_batch(spec: StepSpec) -> Tuple[np.ndarray, np.ndarray, Optional[np.n
     return images, labels, targets
 
 
-def _compare_first_step(static: TrainStep, reference: TrainStep, images, labels, targets, trial: Trial) -> Dict:
-    """Eval logits, then one step of each from the same weights with the same random draws, then the BatchNorm
-    running statistics (they depend on the forward only); _Rejected unless all agree."""
-    ours = _attempt("failed to evaluate", lambda: static.eval_forward()(images))
-    theirs = reference.eval_forward()(images)
+def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial,
+                   race: bool) -> Optional[Tuple[float, float]]:
+    """Eval logits from the same weights, then two steps of each with the same random draws: the first loss
+    (the forward), the BatchNorm running statistics after it, and the second loss (the update). _Rejected unless
+    all agree. Returns the first steps' times when they already show static far slower (``race`` only)."""
+    ours = _attempt("failed to evaluate", lambda: static.eval_forward()(batch[0]))
+    theirs = reference.eval_forward()(batch[0])
     if not np.linalg.norm(ours - theirs) <= trial.eval_rtol * np.linalg.norm(theirs):
         raise _Rejected("disagrees with dygraph on eval logits")
-    paddle.seed(0)
+    for i, (what, rtol) in enumerate((("first", trial.loss_rtol), ("second", trial.update_rtol))):
+        paddle.seed(i)
+        want, dygraph_s = _timed(lambda: reference.train_batch(*batch))
+        paddle.seed(i)
+        got, static_s = _timed(lambda: _attempt(f"failed on its {what} step", lambda: static.train_batch(*batch)))
+        if not np.isfinite(got.loss):
+            raise _Rejected(f"gave a non-finite {what} loss ({got.loss}; dygraph {want.loss:.6g})")
+        if abs(got.loss - want.loss) > rtol * abs(want.loss):
+            raise _Rejected(f"disagrees with dygraph on the {what} loss ({got.loss:.7g} vs {want.loss:.7g})")
+        if i == 0:
+            _check_running_stats(static, reference, trial)
+            if race and static_s > trial.slow_factor * dygraph_s:
+                return static_s, dygraph_s
+    return None
+
+
+def _timed(fn):
     tic = time.perf_counter()
-    want = reference.train_batch(images, labels, targets)
-    dygraph_s = time.perf_counter() - tic
-    paddle.seed(0)
-    tic = time.perf_counter()
-    got = _attempt("failed on its first step", lambda: static.train_batch(images, labels, targets))
-    static_s = time.perf_counter() - tic
-    if not np.isfinite(got.loss):
-        raise _Rejected(f"gave a non-finite first loss ({got.loss}; dygraph {want.loss:.6g})")
-    if abs(got.loss - want.loss) > trial.loss_rtol * abs(want.loss):
-        raise _Rejected(f"disagrees with dygraph on the first loss ({got.loss:.7g} vs {want.loss:.7g})")
+    out = fn()
+    return out, time.perf_counter() - tic
+
+
+def _check_running_stats(static: TrainStep, reference: TrainStep, trial: Trial) -> None:
     ours, theirs = static.state().model, reference.state().model
     for key in (k for k in theirs if k.endswith(RUNNING_STATS)):
         if not np.allclose(ours[key], theirs[key], rtol=trial.eval_rtol, atol=1e-4):
             raise _Rejected(f"disagrees with dygraph on the running statistic {key} after its first step")
-    return {"static_s": static_s, "dygraph_s": dygraph_s}
 
 
-def _race(static: TrainStep, reference: TrainStep, images, labels, targets, trial: Trial,
-          first: Dict) -> Tuple[float, float]:
+def _race(static: TrainStep, reference: TrainStep, batch, trial: Trial) -> Tuple[float, float]:
     """Median seconds per step of each engine over ``trial.steps`` alternating steps."""
-    if first["static_s"] > trial.slow_factor * first["dygraph_s"]:
-        return first["static_s"], first["dygraph_s"]
     times: Dict[str, list] = {"static": [], "dygraph": []}
     for _ in range(trial.steps):
         for name, step in (("static", static), ("dygraph", reference)):
-            tic = time.perf_counter()
-            loss = step.train_batch(images, labels, targets).loss
-            times[name].append(time.perf_counter() - tic)
-            if name == "static" and not np.isfinite(loss):
+            result, seconds = _timed(lambda: step.train_batch(*batch))
+            times[name].append(seconds)
+            if name == "static" and not np.isfinite(result.loss):
                 raise _Rejected("gave a non-finite loss in its first steps")
     return float(np.median(times["static"])), float(np.median(times["dygraph"]))

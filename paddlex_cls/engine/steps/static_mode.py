@@ -1,9 +1,9 @@
 """Static graph mode with oneDNN kernels and the serial executor, entered only around program building and runs.
 
 Measured on Paddle 3.3: these flags take effect when set with ``paddle.set_flags`` after ``import paddle`` (no
-environment variable or re-exec needed); a program picks its kernels when the executor first prepares it. Dygraph
-ignores them, but restoring them keeps every other path of the process (dygraph steps, ``jit.save``) exactly as
-it was.
+environment variable or re-exec needed); a program picks its kernels when the executor first prepares it. They
+must not stay set for the whole process: a ``paddle.jit.to_static`` Layer run in dygraph (``Train.dy2st``) then
+fails ("dst_tensor shall be defined") or segfaults. So they are set around static building and runs only.
 """
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Iterator
 
 import paddle
 
-#: oneDNN kernels for every op that has one (both spellings of the flag), and one executor thread: the PIR
-#: interpreter's own scheduling threads oversubscribe a 2-core machine.
-ONEDNN_FLAGS = {"FLAGS_use_onednn": True, "FLAGS_use_mkldnn": True, "FLAGS_new_executor_serial_run": True}
+#: oneDNN kernels for every op that has one (both spellings of the flag); one executor thread (the PIR
+#: interpreter's own scheduling threads oversubscribe a 2-core machine); no PIR in-place pass (it let an op
+#: overwrite a tensor that a gradient op read later: BatchNorm weights silently stopped learning; same peak memory).
+ONEDNN_FLAGS = {"FLAGS_use_onednn": True, "FLAGS_use_mkldnn": True, "FLAGS_new_executor_serial_run": True,
+                "FLAGS_pir_apply_inplace_pass": False}
 
 
 @contextlib.contextmanager
