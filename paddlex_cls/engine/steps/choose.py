@@ -4,7 +4,7 @@
 and image size shows that its program builds and runs, its first loss agrees with one dygraph step on the same
 batch and weights (1e-4 relative), so do its eval logits, the BatchNorm statistics of that step and the loss after
 one update (1e-3), and its steps are faster. The trial
-costs one static build plus ``1 + steps`` steps of each engine (seconds for small inputs, under a minute for
+costs one static build plus ``2 + steps`` steps of each engine (seconds for small inputs, under a minute for
 ResNet18 at 224 px), which a timing table could not replace: the ratio depends on batch, size and threads, and a
 model fast at 32 px can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far
 slower or broken under static skip the trial (``KNOWN_SLOW``). ``static`` runs the same checks but no race, and
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import paddle
@@ -38,7 +38,7 @@ class Trial:
     """How ``auto`` races the engines.
 
     Attributes:
-        steps: timed steps per engine after the first (untimed) one.
+        steps: timed steps per engine besides the checked second one (the first warms caches up).
         margin: static must take at most this fraction of a dygraph step.
         slow_factor: a first static step this many times a first dygraph step ends the trial (far slower).
         loss_rtol: the first losses (the forward pass) must agree this closely.
@@ -47,7 +47,7 @@ class Trial:
             this closely.
     """
 
-    steps: int = 3
+    steps: int = 2
     margin: float = 0.9
     slow_factor: float = 20.0
     loss_rtol: float = 1e-4
@@ -132,7 +132,7 @@ def _trial(spec: StepSpec, build: Callable[[str], TrainStep], trial: Trial,
         verdict = "its first two losses agree with dygraph"
         timing = _checked_steps(static, reference, batch, trial, race)
         if race:
-            static_s, dygraph_s = timing if timing else _race(static, reference, batch, trial)
+            static_s, dygraph_s = timing[0] if len(timing) == 1 else _race(static, reference, batch, trial, timing[1])
             if static_s > trial.margin * dygraph_s:
                 static.close()
                 return None, (f"static steps are not faster here ({static_s:.3f} s vs {dygraph_s:.3f} s per step "
@@ -166,10 +166,12 @@ def _sample_batch(spec: StepSpec) -> Tuple[np.ndarray, np.ndarray, Optional[np.n
 
 
 def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial,
-                   race: bool) -> Optional[Tuple[float, float]]:
+                   race: bool) -> List[Tuple[float, float]]:
     """Eval logits from the same weights, then two steps of each with the same random draws: the first loss
     (the forward), the BatchNorm running statistics after it, and the second loss (the update). _Rejected unless
-    all agree. Returns the first steps' times when they already show static far slower (``race`` only)."""
+    all agree. Returns (static, dygraph) seconds per step taken: only the first when it already shows static far
+    slower (``race`` only)."""
+    times: List[Tuple[float, float]] = []
     ours = _attempt("failed to evaluate", lambda: static.eval_forward()(batch[0]))
     theirs = reference.eval_forward()(batch[0])
     if not np.linalg.norm(ours - theirs) <= trial.eval_rtol * np.linalg.norm(theirs):
@@ -183,11 +185,12 @@ def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial,
             raise _Rejected(f"gave a non-finite {what} loss ({got.loss}; dygraph {want.loss:.6g})")
         if abs(got.loss - want.loss) > rtol * abs(want.loss):
             raise _Rejected(f"disagrees with dygraph on the {what} loss ({got.loss:.7g} vs {want.loss:.7g})")
+        times.append((static_s, dygraph_s))
         if i == 0:
             _check_running_stats(static, reference, trial)
             if race and static_s > trial.slow_factor * dygraph_s:
-                return static_s, dygraph_s
-    return None
+                return times
+    return times
 
 
 def _timed(fn):
@@ -203,9 +206,11 @@ def _check_running_stats(static: TrainStep, reference: TrainStep, trial: Trial) 
             raise _Rejected(f"disagrees with dygraph on the running statistic {key} after its first step")
 
 
-def _race(static: TrainStep, reference: TrainStep, batch, trial: Trial) -> Tuple[float, float]:
-    """Median seconds per step of each engine over ``trial.steps`` alternating steps."""
-    times: Dict[str, list] = {"static": [], "dygraph": []}
+def _race(static: TrainStep, reference: TrainStep, batch, trial: Trial,
+          warm: Tuple[float, float]) -> Tuple[float, float]:
+    """Median seconds per step of each engine over ``warm`` (a second step's times) and ``trial.steps``
+    alternating steps."""
+    times: Dict[str, list] = {"static": [warm[0]], "dygraph": [warm[1]]}
     for _ in range(trial.steps):
         for name, step in (("static", static), ("dygraph", reference)):
             result, seconds = _timed(lambda: step.train_batch(*batch))
