@@ -97,10 +97,10 @@ class DropPath(nn.Layer):
     def forward(self, x):
         if self.drop_prob == 0.0 or not self.training:
             return x
-        keep = 1.0 - self.drop_prob
-        shape = [x.shape[0]] + [1] * (x.ndim - 1)
-        mask = paddle.floor(keep + paddle.rand(shape, dtype=x.dtype))
-        return x / keep * mask
+        # The per-sample keep mask, scaled by 1 / keep, drawn by dropout: its random stream is the same in dygraph
+        # and static programs (``paddle.rand``'s is not), so both training engines drop the same samples.
+        ones = paddle.ones([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype)
+        return x * F.dropout(ones, self.drop_prob, training=True)
 
 
 @paddle.jit.not_to_static
