@@ -7,7 +7,7 @@ Each model runs in its own process (a crash or a hang costs only that model), at
 
 Per model: does the program build; eval logits from the same weights (relative norm difference, <= 1e-2); the
 first loss of both engines on the same batch (relative difference, <= 1e-4); the BatchNorm running statistics
-after it (max relative difference, <= 1e-2); the second loss, after one update (<= 1e-3); then static and
+after it (``allclose(rtol=1e-2, atol=1e-4)``, as the engine trial); the second loss, after one update (<= 1e-3); then static and
 dygraph steps alternate and the median step times give the speed ratio. A static first step slower than
 ``--slow-factor`` dygraph steps stops the timing (the model is too slow under oneDNN).
 Writes ``probe.json`` and ``probe.md`` (a markdown table) into ``--out``.
@@ -77,8 +77,9 @@ def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dic
     row["loss_rel_diff"] = abs(s.loss - d.loss) / max(abs(d.loss), 1e-12)
     a, b = static.state().model, dygraph.state().model
     stats = [k for k in b if k.endswith(("._mean", "._variance"))]
-    row["bn_stats_max_rel_diff"] = max((float(np.max(np.abs(a[k] - b[k]) / (np.abs(b[k]) + 1e-4))) for k in stats),
-                                       default=0.0)
+    # the engine trial's test, np.allclose(rtol=1e-2, atol=1e-4), as a ratio: <= 1 passes
+    row["bn_stats_ratio"] = max((float(np.max(np.abs(a[k] - b[k]) / (1e-2 * np.abs(b[k]) + 1e-4))) for k in stats),
+                                default=0.0)
     if not np.isfinite(s.loss):
         return dict(row, status="nan")
     times: Dict[str, List[float]] = {"static": [], "dygraph": []}
@@ -102,7 +103,7 @@ def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dic
         row["static_step_s"] = statistics.median(times["static"])
         row["dygraph_step_s"] = statistics.median(times["dygraph"])
         row["speedup"] = row["dygraph_step_s"] / row["static_step_s"]
-    agree = (row["loss_rel_diff"] <= 1e-4 and row["eval_rel_diff"] <= 1e-2 and row["bn_stats_max_rel_diff"] <= 1e-2
+    agree = (row["loss_rel_diff"] <= 1e-4 and row["eval_rel_diff"] <= 1e-2 and row["bn_stats_ratio"] <= 1
              and row["loss2_rel_diff"] <= 1e-3)
     return dict(row, status="ok" if agree else "mismatch")
 
@@ -127,11 +128,11 @@ def markdown(rows: List[Dict[str, Any]]) -> str:
     def f(row, key, fmt):
         return fmt.format(row[key]) if key in row else ""
 
-    lines = ["| model | status | build s | eval rel diff | 1st loss rel diff | BN stats rel diff | 2nd loss rel diff | "
+    lines = ["| model | status | build s | eval rel diff | 1st loss rel diff | BN stats (<=1 ok) | 2nd loss rel diff | "
              "static step s | dygraph step s | static/dygraph speed | note |", "|---" * 11 + "|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['status']} | {f(r, 'build_s', '{:.1f}')} | {f(r, 'eval_rel_diff', '{:.1e}')}"
-                     f" | {f(r, 'loss_rel_diff', '{:.1e}')} | {f(r, 'bn_stats_max_rel_diff', '{:.1e}')} | "
+                     f" | {f(r, 'loss_rel_diff', '{:.1e}')} | {f(r, 'bn_stats_ratio', '{:.2f}')} | "
                      f"{f(r, 'loss2_rel_diff', '{:.1e}')} | "
                      f"{f(r, 'static_step_s', '{:.3f}')} | "
                      f"{f(r, 'dygraph_step_s', '{:.3f}')} | {f(r, 'speedup', '{:.2f}x')} | {r.get('error', '')} |")
