@@ -7,9 +7,9 @@ Each model runs in its own process (a crash or a hang costs only that model), at
 
 Per model: does the program build; eval logits from the same weights (relative norm difference, <= 1e-2); the
 first loss of both engines on the same batch (relative difference, <= 1e-4); the BatchNorm running statistics
-after it (``allclose(rtol=1e-2, atol=1e-4)``, as the engine trial); the second loss, after one update (<= 1e-3); then static and
-dygraph steps alternate and the median step times give the speed ratio. A static first step slower than
-``--slow-factor`` dygraph steps stops the timing (the model is too slow under oneDNN).
+after it (``allclose(rtol=1e-2, atol=1e-4)``, as the engine trial); the second loss, after one update (<= 1e-3);
+then static and dygraph steps alternate and the median step times give the speed ratio. A static first step
+slower than ``--slow-factor`` dygraph steps stops the timing (the model is too slow under oneDNN).
 Writes ``probe.json`` and ``probe.md`` (a markdown table) into ``--out``.
 """
 from __future__ import annotations
