@@ -240,3 +240,20 @@ def test_rewrites_leave_the_layer_as_it_was():
         paddle.disable_static()
     assert [(n, type(s)) for n, s in model.named_sublayers()] == before and list(model.state_dict()) == keys
     assert not any(s._forward_pre_hooks or s._forward_post_hooks for s in model.sublayers())
+
+
+def test_load_state_checks_shapes_and_keys():
+    from paddlex_cls.errors import WeightsError
+
+    step = StaticStep(make_spec(registry_factory("PP-LCNet_x0_25")))
+    state = step.state()
+    wrong = dict(state.model, **{"fc.weight": np.zeros((3, 3), np.float32)})
+    with pytest.raises(WeightsError, match="fc.weight has shape"):
+        step.load_state(EngineState(wrong))
+    with pytest.raises(WeightsError, match="share no key"):
+        step.load_state(EngineState({"other.weight": np.zeros(1, np.float32)}))
+    partial = {k: v + 1 for k, v in state.model.items() if k != "fc.bias"}
+    step.load_state(EngineState(partial))  # missing keys keep their values (logged)
+    got = step.state().model
+    np.testing.assert_array_equal(got["fc.bias"], state.model["fc.bias"])
+    np.testing.assert_array_equal(got["fc.weight"], state.model["fc.weight"] + 1)
