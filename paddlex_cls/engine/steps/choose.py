@@ -3,16 +3,15 @@
 ``auto`` takes the static oneDNN engine for single-process CPU training when a short trial at the run's own batch
 and image size shows that its program builds and runs, its first loss agrees with one dygraph step on the same
 batch and weights (1e-4 relative), so do its eval logits, the BatchNorm statistics of that step and the loss after
-one update (1e-3), and its steps are faster. The trial
-costs one static build plus ``2 + steps`` steps of each engine (seconds for small inputs, under a minute for
-ResNet18 at 224 px), which a timing table could not replace: the ratio depends on batch, size and threads, and a
-model fast at 32 px can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far
-slower or broken under static skip the trial (``KNOWN_SLOW``). ``static`` runs the same checks but no race, and
-fails with a clear error instead of falling back; ``dygraph`` builds the dygraph engine directly.
+one update (1e-3), and its steps are faster. The trial costs one static build plus ``2 + steps`` steps of each
+engine (seconds for small inputs, about a minute for ResNet18 at 224 px), which a timing table could not replace:
+the ratio depends on batch, size and threads, and a model fast at 32 px can be slow at 224 px. Models that the
+probe (``bench/static_engine_probe.py``) found far slower or broken under static skip the trial (``KNOWN_SLOW``).
+``static`` runs the same checks without the race, and fails with a clear error instead of falling back;
+``dygraph`` builds the dygraph engine directly.
 """
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
@@ -24,7 +23,6 @@ from ...errors import ConfigError, RuntimeFailure
 from .base import EngineState, TrainStep
 from .spec import StepSpec
 
-logger = logging.getLogger("paddlex_cls")
 ENGINE_CHOICES = ("auto", "static", "dygraph")
 
 #: state-dict key endings of BatchNorm running statistics (Paddle's names)
