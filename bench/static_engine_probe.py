@@ -1,6 +1,7 @@
 """Which models train on the static oneDNN engine: build, first-loss agreement, eval agreement, speed vs dygraph.
 
-Each model runs in its own process (a crash or a hang costs only that model), at 32 px with random batches:
+Each model runs in its own process (a crash or a hang costs only that model), at 32 px with random batches, its
+recipe (optimizer, learning rate without warmup, EMA, label smoothing, ...):
 
     python bench/static_engine_probe.py --out output/static_probe          # all 80 models, ~1 h on 2 cores
     python bench/static_engine_probe.py --models "PP-LCNet*" "ResNet18"
@@ -42,8 +43,8 @@ def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dic
 
     entry, classes = get_entry(model), 10
     spec = StepSpec(model_factory=lambda: entry.build(num_classes=classes, input_size=size), recipe=entry.recipe,
-                    scheduler_factory=lambda: build_scheduler(0.01, 100, 100, 0), num_classes=classes,
-                    batch_size=bs, image_size=size, seed=0, device=parse_device("cpu"))
+                    scheduler_factory=lambda: build_scheduler(entry.recipe.learning_rate, 100, 100, 0),
+                    num_classes=classes, batch_size=bs, image_size=size, seed=0, device=parse_device("cpu"))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((bs, 3, size, size)).astype(np.float32)
     y = rng.integers(0, classes, bs)

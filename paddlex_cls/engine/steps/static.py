@@ -21,7 +21,8 @@ from ..optim import build_optimizer
 from .base import EngineState, StepResult, TrainStep
 from .spec import StepSpec
 from .static_mode import onednn_enabled, static_onednn
-from .static_program import TensorSlot, append_optimizer_step, bind_static, capture_slots, persistable_var, write_vars
+from .static_program import (TensorSlot, append_optimizer_step, bind_static, capture_slots, persistable_names,
+                             persistable_var, write_vars)
 from .static_rewrites import linears_on_rows, training_rewrites
 from .static_state import load_into_scope, state_from_scope
 
@@ -92,7 +93,7 @@ class StaticStep(TrainStep):
             loss = classification_loss(logits, y, spec.num_classes, spec.recipe.label_smoothing, t)
             optimizer = build_optimizer(self._layer, spec.recipe, self._scheduler)
             append_optimizer_step(optimizer, loss, startup)
-        self._run_startup(startup)
+        self._create_vars(main, startup)
         self._opt_names = list(optimizer._opti_name_list)
         return _Program(main, [loss, logits])
 
@@ -107,8 +108,7 @@ class StaticStep(TrainStep):
                 e = persistable_var(self._ema_names[s.name], s.shape, s.dtype)
                 # the arithmetic of engine/ema.py, op for op
                 paddle.assign(decay * e + (1.0 - decay) * v, output=e)
-        self._run_startup(startup)
-        return _Program(main, [])
+        return _Program(main, [])  # its EMA variables are written by the caller
 
     def _build_eval(self) -> _Program:
         size = self.spec.image_size
@@ -123,17 +123,21 @@ class StaticStep(TrainStep):
                     logits = self._layer(x)
         finally:
             self._layer.train()
-        self._run_startup(startup)
+        self._create_vars(main, startup)
         return _Program(main, [logits], feed=x)
 
-    def _run_startup(self, startup: paddle.static.Program) -> None:
-        """Create the program's persistable variables; ones the scope already holds keep their values."""
-        scratch = paddle.static.Scope()
-        with static_onednn(scratch):
-            self._exe.run(startup, scope=scratch)
-        for name in scratch.local_var_names():
-            if self._scope.find_var(name) is None:
-                self._scope.var(name).get_tensor().set(np.array(scratch.find_var(name).get_tensor()), self._place)
+    def _create_vars(self, main: paddle.static.Program, startup: paddle.static.Program) -> None:
+        """Run the first program's startup in the scope; later programs must find every variable they use there.
+
+        Programs share variables by name (built from the same slots under a fresh name guard), so the scope holds
+        one copy of weights and optimizer state: a later program running its own startup would reset them.
+        """
+        if not self._train:
+            with static_onednn(self._scope):
+                self._exe.run(startup, scope=self._scope)
+            return
+        missing = [n for n in persistable_names(main) if self._scope.find_var(n) is None]
+        assert not missing, f"a later program would not share variables {missing[:5]}: the engine has a bug"
 
     def _run(self, program: _Program, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
         with static_onednn(self._scope):

@@ -90,17 +90,22 @@ def persistable_var(name: str, shape: Tuple[int, ...], dtype: str,
     return paddle.create_parameter(list(shape), dtype, attr=attr, default_initializer=nn.initializer.Constant(0.0))
 
 
+def persistable_names(program: paddle.static.Program) -> List[str]:
+    """Names of the persistable variables a program uses: parameters, optimizer state, the learning rate."""
+    names = [op.attrs().get("parameter_name") or op.attrs()["name"] for op in program.global_block().ops
+             if op.name() in ("builtin.parameter", "pd_op.data") and op.result(0).persistable]
+    return names + ([program.lr_name] if getattr(program, "lr_name", None) else [])
+
+
 def read_vars(scope, names) -> StateDict:
     """Copies of the named scope variables as numpy arrays."""
     return {n: np.array(scope.find_var(n).get_tensor()) for n in names}
 
 
 def write_vars(scope, arrays: StateDict, place) -> None:
-    """Set the named scope variables (which must exist) to the given arrays."""
+    """Set the named scope variables (created when missing) to the given arrays."""
     for n, a in arrays.items():
-        var = scope.find_var(n)
-        assert var is not None, f"no variable {n} in the scope"
-        var.get_tensor().set(np.ascontiguousarray(a), place)
+        scope.var(n).get_tensor().set(np.ascontiguousarray(a), place)
 
 
 def append_optimizer_step(optimizer: paddle.optimizer.Optimizer, loss: paddle.pir.Value,
