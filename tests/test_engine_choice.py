@@ -88,6 +88,7 @@ def test_slower_static_and_known_slow_models(monkeypatch):
     spec = make_spec(registry_factory(NAME))
     choice = choose_engine("auto", spec, NAME, faulty("slow"))
     assert choice.step.name == "dygraph" and "not faster" in choice.reason
+    assert "too few" in choose_engine("auto", spec, NAME, build, total_steps=10).reason
     monkeypatch.setitem(choose.KNOWN_SLOW, NAME, "far slower under static oneDNN in the probe")
     assert "probe" in choose_engine("auto", spec, NAME, build).reason
     assert choose_engine("static", spec, NAME, faulty("slow")).step.name == "static"  # asked for: no race
@@ -95,7 +96,7 @@ def test_slower_static_and_known_slow_models(monkeypatch):
 
 def test_chosen_static_engine_starts_from_the_initial_state():
     spec = make_spec(registry_factory(NAME))
-    choice = choose_engine("static", spec, NAME, build, Trial())
+    choice = choose_engine("static", spec, NAME, build, total_steps=10, trial=Trial())
     assert choice.step.name == "static" and "agree with dygraph" in choice.reason
     fresh = StaticStep(spec).state()
     got = choice.step.state()

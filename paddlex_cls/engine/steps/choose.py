@@ -43,6 +43,7 @@ class Trial:
         update_rtol: the second losses (after one update) must agree this closely.
         eval_rtol: eval logits (relative norm) and BatchNorm running statistics after the first step must agree
             this closely.
+        min_steps: shorter runs are not worth a trial.
     """
 
     steps: int = 2
@@ -51,6 +52,7 @@ class Trial:
     loss_rtol: float = 1e-4
     update_rtol: float = 1e-3
     eval_rtol: float = 1e-2
+    min_steps: int = 50
 
 
 @dataclass
@@ -66,13 +68,15 @@ class _Rejected(Exception):
 
 
 def choose_engine(requested: str, spec: StepSpec, model_name: str, build: Callable[[str, StepSpec], TrainStep],
-                  trial: Trial = Trial()) -> EngineChoice:
+                  total_steps: Optional[int] = None, trial: Trial = Trial()) -> EngineChoice:
     """Build the engine ``requested`` asks for (see the module docstring).
 
     Args:
         requested: ``Train.engine``.
         model_name: the registry name (for ``KNOWN_SLOW`` and messages).
         build: makes an engine by name (``steps.build_step``).
+        total_steps: optimizer steps the run will take, if known: ``auto`` keeps dygraph for runs shorter than
+            ``trial.min_steps`` (the static build and the trial would cost more than they save).
 
     Raises:
         ConfigError: ``static`` asked for a run it cannot do (GPU, several processes).
@@ -96,6 +100,9 @@ def choose_engine(requested: str, spec: StepSpec, model_name: str, build: Callab
         return EngineChoice(fresh("dygraph"), f"dygraph engine: the static engine {unsupported}")
     if requested == "auto" and model_name in KNOWN_SLOW:
         return EngineChoice(fresh("dygraph"), f"dygraph engine: {KNOWN_SLOW[model_name]}")
+    if requested == "auto" and total_steps is not None and total_steps < trial.min_steps:
+        return EngineChoice(fresh("dygraph"), f"dygraph engine: {total_steps} steps are too few to pay for building "
+                            "and trying the static engine")
     try:
         static, why = _trial(spec, fresh, trial, race=requested == "auto")
     except _Rejected as e:
