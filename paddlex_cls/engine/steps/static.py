@@ -133,7 +133,7 @@ class StaticStep(TrainStep):
         one copy of weights and optimizer state: a later program running its own startup would reset them.
         """
         if not self._train:
-            with static_onednn(self._scope):
+            with static_onednn(self._scope, kernels=False):
                 self._exe.run(startup, scope=self._scope)
             return
         missing = [n for n in persistable_names(main) if self._scope.find_var(n) is None]

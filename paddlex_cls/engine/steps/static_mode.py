@@ -20,11 +20,16 @@ ONEDNN_FLAGS = {"FLAGS_use_onednn": True, "FLAGS_use_mkldnn": True, "FLAGS_new_e
 
 
 @contextlib.contextmanager
-def static_onednn(scope=None) -> Iterator[None]:
-    """Enter static mode with :data:`ONEDNN_FLAGS` (and ``scope`` as the global scope, if given); restore on exit."""
+def static_onednn(scope=None, kernels: bool = True) -> Iterator[None]:
+    """Enter static mode with :data:`ONEDNN_FLAGS` (and ``scope`` as the global scope, if given); restore on exit.
+
+    Args:
+        kernels: False runs native kernels (startup programs: variables oneDNN's ``full`` creates carry a oneDNN
+            memory layout that later ops read as undefined).
+    """
     was_dynamic = paddle.in_dynamic_mode()
     previous = paddle.get_flags(list(ONEDNN_FLAGS))
-    paddle.set_flags(ONEDNN_FLAGS)
+    paddle.set_flags(ONEDNN_FLAGS if kernels else dict(ONEDNN_FLAGS, FLAGS_use_onednn=False, FLAGS_use_mkldnn=False))
     if was_dynamic:
         paddle.enable_static()
     try:
