@@ -37,8 +37,9 @@ class FaultyStatic(DygraphStep):
         if self.fault == "slow":
             time.sleep(0.2)
         self.steps = getattr(self, "steps", 0) + 1
-        off = self.fault == "off" or (self.fault == "drift" and self.steps > 1)
-        return StepResult(float("nan") if self.fault == "nan" else result.loss * (1.01 if off else 1), result.top1)
+        loss = result.loss * (1.01 if self.fault == "off" else 1) + (0.1 if self.fault == "drift" and self.steps > 1
+                                                                     else 0)
+        return StepResult(float("nan") if self.fault == "nan" else loss, result.top1)
 
     def load_state(self, state: EngineState) -> None:
         super().load_state(EngineState(state.model))  # dygraph cannot drop accumulators it made in the trial

@@ -3,12 +3,12 @@
 ``auto`` takes the static oneDNN engine for single-process CPU training when a short trial at the run's own batch
 and image size shows that its program builds and runs, its first loss agrees with one dygraph step on the same
 batch and weights (1e-4 relative), so do its eval logits, the BatchNorm statistics of that step and the loss after
-one update (1e-3), and its steps are faster. The trial costs one static build plus ``2 + steps`` steps of each
-engine (seconds for small inputs, about a minute for ResNet18 at 224 px), which a timing table could not replace:
-the ratio depends on batch, size and threads, and a model fast at 32 px can be slow at 224 px. Models that the
-probe (``bench/static_engine_probe.py``) found far slower or broken under static skip the trial (``KNOWN_SLOW``).
-``static`` runs the same checks without the race, and fails with a clear error instead of falling back;
-``dygraph`` builds the dygraph engine directly.
+one update (within 10% of the change that update made), and its steps are faster. The trial costs one static
+build plus ``2 + steps`` steps of each engine (seconds for small inputs, about a minute for ResNet18 at 224 px),
+which a timing table could not replace: the ratio depends on batch, size and threads, and a model fast at 32 px
+can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far slower or broken under
+static skip the trial (``KNOWN_SLOW``). ``static`` runs the same checks without the race, and fails with a clear
+error instead of falling back; ``dygraph`` builds the dygraph engine directly.
 """
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ class Trial:
         margin: static must take at most this fraction of a dygraph step.
         slow_factor: a first static step this many times a first dygraph step ends the trial (far slower).
         loss_rtol: the first losses (the forward pass) must agree this closely.
-        update_rtol: the second losses (after one update) must agree this closely.
+        update_rtol: the second losses (after one update) must agree this closely, relative to the change of the
+            dygraph loss that the update made (plus ``loss_rtol``).
         eval_rtol: eval logits (relative norm) and BatchNorm running statistics after the first step must agree
             this closely.
         min_steps: shorter runs are not worth a trial.
@@ -50,7 +51,7 @@ class Trial:
     margin: float = 0.9
     slow_factor: float = 20.0
     loss_rtol: float = 1e-4
-    update_rtol: float = 1e-3
+    update_rtol: float = 0.1
     eval_rtol: float = 1e-2
     min_steps: int = 50
 
@@ -181,15 +182,20 @@ def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial,
     theirs = reference.eval_forward()(batch[0])
     if not np.linalg.norm(ours - theirs) <= trial.eval_rtol * np.linalg.norm(theirs):
         raise _Rejected("disagrees with dygraph on eval logits")
-    for i, (what, rtol) in enumerate((("first", trial.loss_rtol), ("second", trial.update_rtol))):
+    first = 0.0
+    for i, what in enumerate(("first", "second")):
         paddle.seed(i)
         want, dygraph_s = _timed(lambda: reference.train_batch(*batch))
         paddle.seed(i)
         got, static_s = _timed(lambda: _attempt(f"failed on its {what} step", lambda: static.train_batch(*batch)))
         if not np.isfinite(got.loss):
             raise _Rejected(f"gave a non-finite {what} loss ({got.loss}; dygraph {want.loss:.6g})")
-        if abs(got.loss - want.loss) > rtol * abs(want.loss):
+        # the second loss against the change the update made: AdamW's first update is about lr * sign(grad), so
+        # rounding-level gradient differences move some weights by a full lr; the loss hardly notices
+        allowed = trial.loss_rtol * abs(want.loss) + (trial.update_rtol * abs(want.loss - first) if i else 0.0)
+        if abs(got.loss - want.loss) > allowed:
             raise _Rejected(f"disagrees with dygraph on the {what} loss ({got.loss:.7g} vs {want.loss:.7g})")
+        first = want.loss
         times.append((static_s, dygraph_s))
         if i == 0:
             _check_running_stats(static, reference, trial)
