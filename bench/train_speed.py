@@ -6,6 +6,7 @@ speed drifts more between minutes than the engines differ within one.
 
     python bench/train_speed.py                       # the three cases of issue 12, 3 rounds, 2 threads
     python bench/train_speed.py --cases PP-LCNet_x1_0:32:64 --rounds 2 --steps 5
+    python bench/train_speed.py --trial          # what Train.engine=auto decides per case, and what that costs
 """
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ def worker(args: argparse.Namespace) -> Dict[str, float]:
                     device=parse_device("cpu"))
     engines = {"static": StaticStep, "dygraph": DygraphStep}
     tic = time.perf_counter()
+    if args.engine == "auto":
+        from paddlex_cls.engine.steps.choose import choose_engine
+
+        choice = choose_engine("auto", spec, args.model, lambda name, sp: engines[name](sp))
+        return {"trial_s": time.perf_counter() - tic, "engine": choice.step.name, "reason": choice.reason}
     paddle.seed(0)
     step = engines[args.engine](spec)
     build = time.perf_counter() - tic
@@ -81,8 +87,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before timing")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--trial", action="store_true", help="run Train.engine=auto's choice per case instead")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=ENGINES + ("auto",), help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bs", type=int, help=argparse.SUPPRESS)
@@ -90,6 +97,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
+        return
+    if args.trial:
+        for case in args.cases:
+            got = run_worker(case, "auto", args)
+            print(f"{case}: auto chose {got['engine']} in {got['trial_s']:.1f} s: {got['reason']}", flush=True)
         return
     print(f"# engines {ENGINES}, {args.rounds} rounds, {args.warmup} warm-up + {args.steps} timed steps, "
           f"{args.threads} threads, 10 classes, random in-memory batches, fresh process per run")
