@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from paddlex_cls.data.augment import AUGMENTS, mix_batch
-from paddlex_cls.data.transforms import eval_sizes, eval_transform, train_transform
+from paddlex_cls.data.transforms import eval_transform, train_transform
+from paddlex_cls.preprocess.spec import eval_sizes
 from paddlex_cls.engine.ema import ModelEMA
 from paddlex_cls.engine.optim import build_optimizer, build_scheduler, resolve_recipe
 from paddlex_cls.errors import ConfigError

@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
-from ..models.registry import Preprocess
+from ..preprocess.spec import Preprocess, eval_sizes
 
 _INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
-
-
-@dataclass(frozen=True)
-class EvalSizes:
-    """The eval resize of the short side and the crop, for the input size actually used."""
-
-    resize_short: int
-    crop: int
-
-
-def eval_sizes(pre: Preprocess, input_size: int | None = None) -> EvalSizes:
-    """Keep the model's resize-to-crop ratio when training at another input size (e.g. 256/224 at 32 -> 37/32)."""
-    crop = input_size or pre.input_size
-    return EvalSizes(int(round(crop * pre.resize_short / pre.input_size)), crop)
 
 
 class Compose:

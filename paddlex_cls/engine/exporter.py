@@ -16,7 +16,7 @@ from typing import List, Optional
 import paddle
 import yaml
 
-from ..data.transforms import eval_sizes
+from ..preprocess.spec import eval_sizes
 from ..errors import RuntimeFailure
 from ..fileio import atomic_write_text
 from ..models import get_entry

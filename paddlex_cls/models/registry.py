@@ -12,35 +12,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import ModelError
+from ..preprocess.spec import Preprocess
 
 OFFICIAL_URL = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/{name}_pretrained.pdparams"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How images are fed to a model at its native resolution.
-
-    Attributes:
-        input_size: side of the square crop the model is trained and evaluated at.
-        resize_short: eval resize of the short side before the center crop.
-        interpolation: ``bilinear`` or ``bicubic``.
-        mean: per-channel mean of images scaled to [0, 1].
-        std: per-channel std of images scaled to [0, 1].
-        size_multiple: input sizes must be a multiple of this (e.g. patch * window for Swin).
-        min_size: smallest input size the architecture accepts.
-        fixed_size: True when the architecture only runs at ``input_size`` (e.g. learned position tables).
-    """
-
-    input_size: int = 224
-    resize_short: int = 256
-    interpolation: str = "bilinear"
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
-    size_multiple: int = 1
-    min_size: int = 32
-    fixed_size: bool = False
 
 
 @dataclass(frozen=True)
