@@ -15,7 +15,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from paddlex_cls.dataset_check.checker import validate_dataset  # noqa: E402
+from paddlex_cls.dataset_check.validate import validate_dataset  # noqa: E402
 
 
 def make(root: Path, lines: int, classes: int = 100) -> None:

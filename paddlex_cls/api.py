@@ -1,15 +1,14 @@
 """Python API: ``create_model(...).predict(...)`` as in PaddleX."""
 from __future__ import annotations
 
-import logging
 import os
 from typing import Iterator, Optional
 
-from .engine.predictor import Predictor, read_inference_yml
 from .errors import ConfigError
+from .inference.model_dir import read_inference_yml
+from .inference.predictor import Predictor
+from .log import logger
 from .results import ClsResult
-
-logger = logging.getLogger("paddlex_cls")
 
 
 class ClsModel:
@@ -24,7 +23,7 @@ class ClsModel:
     def __init__(self, model_name: Optional[str], model_dir: str, device: str = "cpu", run_mode: str = "paddle",
                  batch_size: int = 1, topk: Optional[int] = None):
         self.predictor = Predictor(model_dir, device=device, run_mode=run_mode, batch_size=batch_size, topk=topk)
-        exported = self.predictor.meta.get("Global", {}).get("model_name")
+        exported = self.predictor.info.model_name
         if model_name and exported and model_name != exported:
             logger.warning("model_name=%s but %s was exported from %s", model_name, model_dir, exported)
         self.model_name = model_name or exported

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import logging
 import math
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-logger = logging.getLogger("paddlex_cls")
+from .log import logger
 
 FONT_DIR = Path(__file__).with_name("fonts")
 BUNDLED_CJK_FONT = FONT_DIR / "DroidSansFallback.ttf"

@@ -39,9 +39,9 @@ def atomic_write_text(path: PathLike, text: str) -> None:
             f.write(text)
 
 
-def atomic_write_json(path: PathLike, data: Any) -> None:
-    """Write JSON (UTF-8, indented, non-ASCII kept) atomically."""
-    atomic_write_text(path, json.dumps(data, indent=4, ensure_ascii=False) + "\n")
+def atomic_write_json(path: PathLike, data: Any, indent: int = 4, ensure_ascii: bool = False) -> None:
+    """Write JSON (UTF-8; indented and with non-ASCII kept unless asked otherwise) atomically."""
+    atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=ensure_ascii) + "\n")
 
 
 def atomic_save(path: PathLike, writer: Callable[[str], None]) -> None:

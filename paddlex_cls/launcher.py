@@ -7,7 +7,6 @@ recognise themselves by the launcher's environment (``PADDLE_TRAINERS_NUM``) and
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import re
 import shlex
@@ -16,19 +15,18 @@ import sys
 from typing import Dict, List, Optional, Sequence, Union
 
 from .device import Device
+from .distributed_env import is_worker
 from .errors import RuntimeFailure
+from .log import logger
 
-logger = logging.getLogger("paddlex_cls")
 LOG_DIR_NAME = "distributed_train_logs"
+# Installed with the package, so a non-editable install launches workers too (a checkout's main.py is not installed).
+WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker_main.py")
 
 
-def is_worker() -> bool:
-    """True inside a process started by paddle.distributed.launch."""
-    return "PADDLE_TRAINERS_NUM" in os.environ or "PADDLE_TRAINER_ID" in os.environ
-
-
-def should_launch(mode: str, device: Device) -> bool:
-    return mode == "train" and device.distributed and not is_worker()
+def should_launch(device: Device) -> bool:
+    """A multi-card device asks for the launcher, unless this process already is one of its workers."""
+    return device.distributed and not is_worker()
 
 
 def normalize_ips(dist_ips: Union[None, str, Sequence[str]]) -> Optional[str]:
@@ -42,7 +40,7 @@ def normalize_ips(dist_ips: Union[None, str, Sequence[str]]) -> Optional[str]:
 def launch_command(config_path: str, overrides: Sequence[str], device: Device, log_dir: str,
                    dist_ips: Union[None, str, Sequence[str]] = None, main_script: Optional[str] = None) -> List[str]:
     """The exact argv that runs this training on every card of ``device`` (and every node of ``dist_ips``)."""
-    script = main_script or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "main.py")
+    script = main_script or WORKER_SCRIPT
     cmd = [sys.executable, "-m", "paddle.distributed.launch"]
     if device.type == "cpu":
         cmd += ["--nproc_per_node", str(device.num_procs)]  # --devices crashes the launcher on CPU

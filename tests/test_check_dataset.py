@@ -36,7 +36,8 @@ def test_good_dataset_outputs(config, tiny_dataset, tmp_path, capsys):
         assert (out / p).is_file()
     assert res["analysis"]["histogram"] == "check_dataset/histogram.png"
     assert (out / "check_dataset" / "histogram.png").stat().st_size > 1000
-    assert (out / "config.yaml").is_file()
+    # config.yaml is a training run's record (evaluate/export read it): check_dataset writes its own file
+    assert (out / "check_dataset_config.yaml").is_file() and not (out / "config.yaml").exists()
     assert snapshot(tiny_dataset) == before
     assert "Check dataset passed !" in capsys.readouterr().err
 

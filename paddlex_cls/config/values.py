@@ -1,6 +1,7 @@
 """Turning a raw override string or a YAML value into the type a schema field declares."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -52,7 +53,23 @@ def coerce(key: str, field: Field, value: Any) -> Any:
     if field.choices and value not in field.choices:
         raise ConfigError(f"config key {key} must be one of {', '.join(field.choices)}; got {value!r}",
                           f"e.g. -o {key}={field.choices[0]}")
+    check_range(key, field, value)
     return value
+
+
+def check_range(key: str, field: Field, value: Any) -> None:
+    """Refuse a number outside the field's bounds, and any float that is not finite (nan, inf, 1e400)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        bounds = f" {field.range_text()}" if field.range_text() else ""
+        raise ConfigError(f"config key {key} must be a finite number, got {value!r}",
+                          f"set -o {key}=<a number{bounds}> ({field.doc})")
+    bad = ((field.ge is not None and value < field.ge) or (field.gt is not None and value <= field.gt)
+           or (field.le is not None and value > field.le) or (field.lt is not None and value >= field.lt))
+    if bad:
+        raise ConfigError(f"config key {key} must be {field.range_text()}, got {value!r}",
+                          f"set -o {key}=<{field.type} {field.range_text()}> ({field.doc})")
 
 
 def coerce_raw(key: str, field: Field, text: str) -> Any:

@@ -1,7 +1,6 @@
 """Re-splitting a dataset's train+val lists by percentages, seeded and without losing the user's files."""
 from __future__ import annotations
 
-import logging
 import os
 import random
 import shutil
@@ -10,8 +9,7 @@ from typing import Dict, List, Optional
 from ..data.annotations import SPLIT_FILES, Sample
 from ..errors import ConfigError, DatasetError
 from ..fileio import atomic_path, atomic_write_text
-
-logger = logging.getLogger("paddlex_cls")
+from ..log import logger
 
 
 def check_percents(train_percent: Optional[int], val_percent: Optional[int]) -> None:
@@ -19,9 +17,6 @@ def check_percents(train_percent: Optional[int], val_percent: Optional[int]) -> 
     hint = "e.g. -o CheckDataset.split.train_percent=90 -o CheckDataset.split.val_percent=10"
     if train_percent is None or val_percent is None:
         raise ConfigError("CheckDataset.split.enable is true but train_percent/val_percent are not both set", hint)
-    if not (0 < train_percent < 100 and 0 < val_percent < 100):
-        raise ConfigError(f"CheckDataset.split percents must each be between 1 and 99, got train_percent="
-                          f"{train_percent}, val_percent={val_percent}", hint)
     if train_percent + val_percent != 100:
         raise ConfigError(f"CheckDataset.split.train_percent + val_percent must be 100, got {train_percent} + "
                           f"{val_percent} = {train_percent + val_percent}", hint)

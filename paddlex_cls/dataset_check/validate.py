@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from PIL import Image
 
-from ..data.annotations import Problem, Sample
+from ..data.annotations import SPLIT_FILES, Annotations, Problem, Sample, parse_dataset
 
 Job = Tuple[str, int, str]  # (list file name, line, absolute image path)
 _INLINE_LIMIT = 2000  # below this, process start-up costs more than it saves
@@ -58,3 +58,13 @@ def check_images(split_samples: Sequence[Tuple[str, Sequence[Sample]]], full: bo
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = pool.map(_check_chunk, chunks, [full] * len(chunks))
         return [p for chunk in results for p in chunk]
+
+
+def validate_dataset(root: str, verify: str = "header", workers: Optional[int] = None, max_errors: int = 50,
+                     splits: Tuple[str, ...] = ("train", "val")) -> Annotations:
+    """Parse and check every line and image of the dataset; raises DatasetError listing all problems."""
+    ann = parse_dataset(root, splits)
+    ann.problems += check_images([(SPLIT_FILES[s], ann.splits[s]) for s in splits], full=verify == "full",
+                                 workers=workers)
+    ann.raise_if_problems(max_errors)
+    return ann

@@ -6,40 +6,39 @@ A checkpoint folder is written whole into a hidden temp folder and then swapped 
 """
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import paddle
 
 from ..errors import WeightsError
 from ..fileio import atomic_path
+from ..log import logger
 
-logger = logging.getLogger("paddlex_cls")
 CACHE_DIR = os.environ.get("PADDLEX_CLS_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "paddlex_cls"))
 DOWNLOAD_TIMEOUT = 30
 
 
-def save_checkpoint(out_dir: str, name: str, model, optimizer=None, states: Optional[Dict[str, Any]] = None,
-                    ema=None) -> str:
-    """Write ``<out_dir>/<name>/<name>.*`` atomically as a set; returns the folder."""
+def save_checkpoint(out_dir: str, name: str, model: Dict[str, Any], optimizer: Optional[Dict[str, Any]] = None,
+                    states: Optional[Dict[str, Any]] = None, ema: Optional[Dict[str, Any]] = None) -> str:
+    """Write ``<out_dir>/<name>/<name>.*`` (state dicts of numpy arrays) atomically as a set; returns the folder."""
     final = os.path.join(out_dir, name)
     tmp = os.path.join(out_dir, f".{name}.new")
     old = os.path.join(out_dir, f".{name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     prefix = os.path.join(tmp, name)
-    paddle.save(model.state_dict(), prefix + ".pdparams")
+    paddle.save(model, prefix + ".pdparams")
     if optimizer is not None:
-        paddle.save(optimizer.state_dict(), prefix + ".pdopt")
+        paddle.save(optimizer, prefix + ".pdopt")
     if ema is not None:
-        paddle.save(ema.state_dict(), prefix + ".pdema")
+        paddle.save(ema, prefix + ".pdema")
     paddle.save(dict(states or {}), prefix + ".pdstates")
     for fname in os.listdir(tmp):
         with open(os.path.join(tmp, fname), "rb") as f:
@@ -92,13 +91,16 @@ def load_checkpoint(pdparams: str, need_optimizer: bool = False) -> Checkpoint:
     return Checkpoint(model, opt, states, ema)
 
 
-def fetch(path_or_url: str) -> str:
-    """A local path for weights: the path itself, or a cached download of a URL."""
+def fetch(path_or_url: str, key: str) -> str:
+    """A local path for weights: the path itself, or a cached download of a URL.
+
+    Args:
+        key: the config key that named the weights (e.g. ``Train.pretrain_weight_path``), for error messages.
+    """
     if not path_or_url.startswith(("http://", "https://")):
         if not os.path.isfile(path_or_url):
-            raise WeightsError(f"Train.pretrain_weight_path {path_or_url} does not exist",
-                               "give an existing .pdparams file, a URL, or -o Train.pretrain_weight_path=null to "
-                               "train from scratch")
+            raise WeightsError(f"{key}={path_or_url} does not exist",
+                               f"give an existing .pdparams file or a URL (-o {key}=...)")
         return path_or_url
     target = os.path.join(CACHE_DIR, "weights", os.path.basename(path_or_url.split("?")[0]))
     if os.path.isfile(target):
@@ -109,24 +111,25 @@ def fetch(path_or_url: str) -> str:
             with open(tmp, "wb") as f:
                 shutil.copyfileobj(resp, f)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise WeightsError(f"cannot download pretrained weights {path_or_url}: {e}",
-                           "check the network, download the file yourself and pass its path, or train from scratch "
-                           "with -o Train.pretrain_weight_path=null") from None
+        raise WeightsError(f"cannot download {key}={path_or_url}: {e}",
+                           f"check the network, or download the file yourself and pass its path with -o {key}=..."
+                           ) from None
     return target
 
 
-def load_weights(model, state: Dict[str, Any], source: str) -> Dict[str, List[str]]:
-    """Load a state dict into ``model``; shape-mismatched keys (a classifier head for another number of classes)
-    keep their fresh initialisation. Returns {"reinitialised", "missing", "unexpected"} key lists, all reported."""
-    own = model.state_dict()
-    mismatched = [k for k, v in state.items() if k in own and list(np.shape(v)) != list(own[k].shape)]
-    usable = {k: v for k, v in state.items() if k in own and k not in mismatched}
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    model.set_state_dict(usable)
+def merge_weights(own: Dict[str, Any], loaded: Dict[str, Any], source: str) -> Dict[str, Any]:
+    """``own`` (a model's state dict) with every tensor of ``loaded`` whose key and shape match it.
+
+    Shape-mismatched keys (a classifier head for another number of classes) keep their fresh initialisation;
+    missing and unexpected keys are reported.
+    """
+    mismatched = [k for k, v in loaded.items() if k in own and list(np.shape(v)) != list(np.shape(own[k]))]
+    usable = {k: v for k, v in loaded.items() if k in own and k not in mismatched}
+    missing = [k for k in own if k not in loaded]
+    unexpected = [k for k in loaded if k not in own]
     if mismatched:
         logger.info("%s: re-initialised %d tensor(s) whose shape differs (classifier head for %s classes): %s",
-                    source, len(mismatched), own[mismatched[-1]].shape[-1], ", ".join(mismatched))
+                    source, len(mismatched), np.shape(own[mismatched[-1]])[-1], ", ".join(mismatched))
     if missing:
         logger.warning("%s: %d key(s) of the model are not in the weights (left initialised): %s", source,
                        len(missing), ", ".join(missing[:20]))
@@ -136,4 +139,9 @@ def load_weights(model, state: Dict[str, Any], source: str) -> Dict[str, List[st
     if not usable:
         raise WeightsError(f"{source} shares no tensor with the model", "check that the weights belong to "
                            "Global.model")
-    return {"reinitialised": mismatched, "missing": missing, "unexpected": unexpected}
+    return {**own, **usable}
+
+
+def load_weights(model, state: Dict[str, Any], source: str) -> None:
+    """Load a state dict into a Layer through ``merge_weights``."""
+    model.set_state_dict(merge_weights(model.state_dict(), state, source))

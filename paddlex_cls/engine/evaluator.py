@@ -1,16 +1,17 @@
-"""The evaluator shared by training (per-epoch eval) and the evaluate mode: metrics are returned as values."""
+"""The evaluator shared by training (per-epoch eval) and the evaluate mode: metrics are returned as values.
+
+It only needs a function from a batch to logits, so any engine (dygraph, a static program, an inference
+predictor) can be evaluated the same way.
+"""
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
-import paddle
-import paddle.nn.functional as F
 
-logger = logging.getLogger("paddlex_cls")
+from ..log import logger
 
 
 @dataclass
@@ -34,9 +35,14 @@ class EvalMetrics:
         return {f"{prefix}top1": self.top1, f"{prefix}top5": self.topk}
 
 
-def evaluate(model: paddle.nn.Layer, loader, num_classes: int, topk: int = 5, log_interval: int = 0,
-             header: str = "[Eval]") -> EvalMetrics:
-    """Run ``model`` in eval mode over ``loader`` (every sample exactly once) and compute the metrics.
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def evaluate(forward: Callable[[np.ndarray], np.ndarray], loader, num_classes: int, topk: int = 5,
+             log_interval: int = 0, header: str = "[Eval]") -> EvalMetrics:
+    """Run ``forward`` (a batch -> logits function, in eval mode) over ``loader`` once and compute the metrics.
 
     Args:
         topk: the k of top-k, capped at num_classes (top-5 of a 3-class problem is top-3).
@@ -47,26 +53,20 @@ def evaluate(model: paddle.nn.Layer, loader, num_classes: int, topk: int = 5, lo
     hit_k = 0
     loss_sum = 0.0
     seen = 0
-    was_training = model.training
-    model.eval()
     start = time.time()
-    with paddle.no_grad():
-        for it, (images, labels) in enumerate(loader, 1):
-            labels_np = labels.numpy().reshape(-1)
-            check = getattr(loader.dataset, "check_batch", None)
-            if check:
-                check(labels_np)
-            logits = model(images)
-            loss_sum += float(F.cross_entropy(logits, labels.reshape([-1, 1]), reduction="sum").item())
-            scores = logits.numpy()
-            top = np.argsort(-scores, axis=1)[:, :k]
-            np.add.at(confusion, (labels_np, top[:, 0]), 1)
-            hit_k += int((top == labels_np[:, None]).any(axis=1).sum())
-            seen += len(labels_np)
-            if log_interval and it % log_interval == 0:
-                logger.info("%s[Iter: %d/%d] samples: %d, %.1f s", header, it, len(loader), seen, time.time() - start)
-    if was_training:
-        model.train()
+    check = getattr(loader.dataset, "check_batch", None)
+    for it, (images, labels) in enumerate(loader, 1):
+        labels_np = np.asarray(labels).reshape(-1).astype(np.int64)
+        if check:
+            check(labels_np)
+        logits = forward(np.asarray(images))
+        loss_sum -= float(_log_softmax(logits)[np.arange(len(labels_np)), labels_np].sum())
+        top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+        np.add.at(confusion, (labels_np, top[:, 0]), 1)
+        hit_k += int((top == labels_np[:, None]).any(axis=1).sum())
+        seen += len(labels_np)
+        if log_interval and it % log_interval == 0:
+            logger.info("%s[Iter: %d/%d] samples: %d, %.3f s", header, it, len(loader), seen, time.time() - start)
     top1 = float(np.trace(confusion) / seen) if seen else 0.0
     return EvalMetrics(top1=top1, topk=hit_k / seen if seen else 0.0, k=k, loss=loss_sum / max(seen, 1),
                        confusion=confusion, samples=seen)

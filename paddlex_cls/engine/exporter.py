@@ -6,7 +6,6 @@ PIR (``inference.json``) is Paddle 3's default. The legacy ``inference.pdmodel``
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -16,14 +15,13 @@ from typing import List, Optional
 import paddle
 import yaml
 
-from ..preprocess.spec import eval_sizes
 from ..errors import RuntimeFailure
 from ..fileio import atomic_write_text
+from ..log import logger
 from ..models import get_entry
 from ..models.layers import re_parameterize_model
+from ..preprocess.spec import eval_sizes
 from .checkpoint import load_checkpoint, load_weights
-
-logger = logging.getLogger("paddlex_cls")
 
 
 class SoftmaxHead(paddle.nn.Layer):

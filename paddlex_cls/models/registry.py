@@ -59,6 +59,15 @@ class ModelEntry:
     imagenet_top1: Optional[float] = None
     rep: bool = False
 
+    def check_input_size(self, size: int) -> None:
+        """Raise ModelError naming the model when it cannot run at ``size`` (checked when the config is resolved)."""
+        pre = self.preprocess
+        if size < pre.min_size or size % pre.size_multiple or (pre.fixed_size and size != pre.input_size):
+            valid = (f"only {pre.input_size}" if pre.fixed_size else
+                     f"a multiple of {pre.size_multiple} and at least {pre.min_size}")
+            raise ModelError(f"{self.name} cannot run at input size {size}",
+                             f"set -o Global.input_size to {valid}, or null for the native {pre.input_size}")
+
     def build(self, num_classes: int = 1000, input_size: Optional[int] = None, **kwargs):
         """Build the network (a ``paddle.nn.Layer``).
 
