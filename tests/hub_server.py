@@ -35,6 +35,7 @@ class Route:
         chunk: bytes per write.
         delay: seconds before each write.
         silent: accept the connection and never answer.
+        redirect: answer 302 to this location.
     """
 
     body: bytes = b""
@@ -44,6 +45,7 @@ class Route:
     chunk: int = 1 << 16
     delay: float = 0.0
     silent: bool = False
+    redirect: str = ""
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -64,6 +66,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if route.silent:
             owner.stopping.wait(60)
+            return
+        if route.redirect:
+            self.send_response(302)
+            self.send_header("Location", route.redirect)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if hit <= route.fail_times:
             self.send_error(503)

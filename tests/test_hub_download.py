@@ -190,6 +190,24 @@ def test_progress_on_a_terminal_and_few_log_lines_otherwise(server, capsys, capl
     assert 2 <= len(caplog.records) <= 5 and capsys.readouterr().err == ""  # start, 25/50/75 %, done
 
 
+def test_redirects_are_followed_to_http_only(server):
+    server.route("/files/model.pdparams", body=WEIGHTS)
+    url = server.route("/latest/model.pdparams", redirect="/files/model.pdparams")
+    assert Path(cached(url)).read_bytes() == WEIGHTS and cached(url) == url_cache_path(url)
+    ftp = server.route("/ftp/model.pdparams", redirect="ftp://127.0.0.1/model.pdparams")
+    with pytest.raises(WeightsError, match="redirects to ftp://127.0.0.1/model.pdparams, which is not an http"):
+        cached(ftp)
+
+
+def test_an_unwritable_cache_is_a_clear_error(server, hub_home):
+    url = server.route("/r/model.pdparams", body=WEIGHTS)
+    hub_home.mkdir()
+    (hub_home / "weights").write_text("a file where the cache folder should be")
+    with pytest.raises(WeightsError, match="cannot write weights into the cache") as info:
+        cached(url)
+    assert "PADDLEX_CLS_HOME" in info.value.hint
+
+
 def test_fetch_bytes_for_inputs(server):
     url = server.route("/img/cat.jpg", body=b"jpeg bytes")
     assert fetch_bytes(url, limits=FAST) == b"jpeg bytes"

@@ -34,13 +34,20 @@ def url_cache_path(url: str, folder: str = "weights") -> str:
 
 
 def cached_download(url: str, *, verify: Optional[Verifier] = None, limits: Limits = WEIGHTS_LIMITS,
-                    what: str = "weights") -> str:
+                    what: str = "weights", hint: str = "") -> str:
     """A verified local copy of ``url`` from the cache, downloaded on first use; returns its path.
 
     A cached file that fails ``verify`` (e.g. corrupted on disk) is removed and downloaded again.
 
+    Args:
+        url: an http(s) URL.
+        verify: raises a PaddlexClsError for an unusable file (see :func:`.verify.state_dict_verifier`).
+        limits: download timeouts, deadline, size cap and retries.
+        what: what the URL holds, for messages.
+        hint: how to fix a failed download; by default: the network, or the path to put the file by hand.
+
     Raises:
-        WeightsError: the download failed; the message names the URL and the path to put the file by hand.
+        WeightsError: the download failed, or the cache cannot be written.
 
     Example:
         >>> path = cached_download("https://example.com/a/model.pdparams", verify=state_dict_verifier())
@@ -49,7 +56,9 @@ def cached_download(url: str, *, verify: Optional[Verifier] = None, limits: Limi
     try:
         return download(url, dest, limits=limits, verify=verify)
     except DownloadError as e:
-        raise WeightsError(f"cannot download {what} {url}: {e.reason}",
-                           f"check the network (and the https_proxy variable) and try again; or download the file "
-                           f"yourself and put it at {dest} (it is then used without the network), or give its local "
-                           "path instead of the URL") from None
+        raise WeightsError(f"cannot download {what} from {url}: {e.reason}",
+                           hint or f"check the network (and the https_proxy variable) and try again; or download "
+                           f"the file yourself and put it at {dest} (it is then used without the network)") from None
+    except OSError as e:
+        raise WeightsError(f"cannot write {what} into the cache {os.path.dirname(dest)}: {e.strerror or e}",
+                           f"free disk space, or set {HOME_ENV} to a writable folder") from None

@@ -153,6 +153,16 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(self.budget.connection_factory(_HTTPSConnection), req, context=self._context)
 
 
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) only: urllib would also follow one to ftp://, which has none of these limits."""
+
+    def redirect_request(self, req: urllib.request.Request, fp, code: int, msg: str, headers,
+                         newurl: str) -> Optional[urllib.request.Request]:
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise DownloadError(req.full_url, f"it redirects to {newurl}, which is not an http(s) URL")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -203,7 +213,7 @@ def _content_length(resp: http.client.HTTPResponse) -> Optional[int]:
 
 
 def _open(url: str, budget: _Budget) -> http.client.HTTPResponse:
-    opener = urllib.request.build_opener(_HTTPHandler(budget), _HTTPSHandler(budget))
+    opener = urllib.request.build_opener(_HTTPHandler(budget), _HTTPSHandler(budget), _RedirectHandler())
     # identity: a compressed body would not match Content-Length and could inflate past max_bytes
     req = urllib.request.Request(url, headers={"User-Agent": "paddlex_cls", "Accept-Encoding": "identity"})
     try:

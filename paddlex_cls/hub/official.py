@@ -12,8 +12,8 @@ import urllib.parse
 from typing import Optional
 
 from ..errors import ModelError, WeightsError
-from .cache import home, url_cache_path
-from .download import WEIGHTS_LIMITS, DownloadError, Limits, download
+from .cache import cached_download, home, url_cache_path
+from .download import WEIGHTS_LIMITS, Limits
 from .verify import ExpectedShapes, state_dict_verifier
 
 OFFICIAL_URL = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/{name}_pretrained.pdparams"
@@ -84,13 +84,10 @@ def official_weights(model_name: str, *, expected: Optional[ExpectedShapes] = No
         verify(location)
         return location
     dest = url_cache_path(location)
-    try:
-        return download(location, dest, limits=limits, verify=verify)
-    except DownloadError as e:
-        raise WeightsError(f"cannot download the official weights of {model_name} from {location}: {e.reason}",
-                           f"check the network (and https_proxy); or set {SOURCE_ENV} to a mirror URL or a local "
-                           f"folder holding {os.path.basename(dest)}; or download the file yourself and put it at "
-                           f"{dest} (it is then used without the network)") from None
+    return cached_download(location, verify=verify, limits=limits, what=f"the official weights of {model_name}",
+                           hint=f"check the network (and https_proxy); or set {SOURCE_ENV} to a mirror URL or a local "
+                                f"folder holding {os.path.basename(dest)}; or download the file yourself and put it "
+                                f"at {dest} (it is then used without the network)")
 
 
 def official_inference_dir(model_name: str) -> str:
