@@ -6,7 +6,8 @@ Example:
     >>> state = load_state_dict(official_weights("PP-LCNet_x1_0"))
 """
 from .cache import HOME_ENV, cached_download, home, url_cache_path, url_file_name
-from .download import INPUT_LIMITS, WEIGHTS_LIMITS, DownloadError, Limits, Verifier, download, fetch_bytes
+from .download import Verifier, download, fetch_bytes
+from .http_get import INPUT_LIMITS, WEIGHTS_LIMITS, DownloadError, Limits
 from .official import (
     OFFICIAL_URL,
     SOURCE_ENV,

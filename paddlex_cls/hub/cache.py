@@ -11,7 +11,8 @@ import urllib.parse
 from typing import Optional
 
 from ..errors import WeightsError
-from .download import WEIGHTS_LIMITS, DownloadError, Limits, Verifier, download
+from .download import Verifier, download
+from .http_get import WEIGHTS_LIMITS, DownloadError, Limits
 
 HOME_ENV = "PADDLEX_CLS_HOME"
 

@@ -13,7 +13,7 @@ from typing import Optional
 
 from ..errors import ModelError, WeightsError
 from .cache import cached_download, home, url_cache_path
-from .download import WEIGHTS_LIMITS, Limits
+from .http_get import WEIGHTS_LIMITS, Limits
 from .verify import ExpectedShapes, state_dict_verifier
 
 OFFICIAL_URL = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/{name}_pretrained.pdparams"
