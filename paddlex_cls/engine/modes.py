@@ -79,7 +79,7 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     entry = get_entry(g["model"])
     num_classes = cfg["Train"]["num_classes"]
     weights = fetch(ev["weight_path"]) if ev["weight_path"].startswith(("http://", "https://")) else ev["weight_path"]
-    ckpt = load_checkpoint(weights)
+    ckpt = load_checkpoint(weights, with_ema=True)
     dataset = ClsDataset(g["dataset_dir"], "val", eval_transform(entry.preprocess, g["input_size"]),
                          image_size=g["input_size"] or entry.preprocess.input_size)
     if dataset.num_classes != num_classes:
@@ -87,7 +87,7 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
                           f"/label.txt lists {dataset.num_classes}", "evaluate on a dataset with the classes the "
                           f"model was trained on, or set -o Train.num_classes={dataset.num_classes}")
     model = entry.build(num_classes=num_classes, input_size=g["input_size"])
-    load_weights(model, ckpt.ema if ckpt.ema is not None else ckpt.model, ev["weight_path"])
+    load_weights(model, ckpt.inference_state(), ev["weight_path"])
     loader = build_loader(dataset, ev["batch_size"] or cfg["Train"]["batch_size"], train=False,
                           num_workers=cfg["Train"]["num_workers"])
     m = evaluate(model, loader, num_classes, log_interval=ev["log_interval"])

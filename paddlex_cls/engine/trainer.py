@@ -111,7 +111,7 @@ class Trainer:
 
     def _load_initial_weights(self, t: Dict[str, Any]) -> None:
         if t["resume_path"]:
-            ckpt = load_checkpoint(t["resume_path"], need_optimizer=True)
+            ckpt = load_checkpoint(t["resume_path"], need_optimizer=True, with_ema=self.ema is not None)
             load_weights(self.model, ckpt.model, t["resume_path"])
             self.optimizer.set_state_dict(ckpt.optimizer)
             if self.ema is not None and ckpt.ema is not None:
