@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from ..errors import WeightsError
 from ..log import logger
 from ..models import get_entry
 from ..runtime import Runtime
@@ -45,8 +46,12 @@ def build_training(cfg: Dict[str, Any], rt: Runtime) -> TrainLoop:
     if t["resume_path"]:
         loop.resume(t["resume_path"])
     elif t["pretrain_weight_path"]:
-        key = "Train.pretrain_weight_path"
-        loaded = load_checkpoint(fetch(t["pretrain_weight_path"], key)).model
+        try:
+            path = fetch(t["pretrain_weight_path"], "Train.pretrain_weight_path")
+        except WeightsError as e:
+            e.hint += "; or train from scratch with -o Train.pretrain_weight_path=null"
+            raise
+        loaded = load_checkpoint(path).model
         step.load_state(EngineState(merge_weights(step.state().model, loaded, t["pretrain_weight_path"])))
     if rt.is_main:
         write_label_dict(g["output"], data.labels)

@@ -1,5 +1,8 @@
 """Checkpoints (``<name>/<name>.pdparams .pdopt .pdstates [.pdema]``), resume, and pretrained weights.
 
+Every file is read through :mod:`paddlex_cls.hub.safe_pickle` (data only: a pickle read by paddle.load can run
+code), and the side files only where they are used. Downloads go through the hub's verified, URL-keyed cache.
+
 A checkpoint folder is written whole into a hidden temp folder and then swapped in by renames, so ``latest/`` and
 ``best_model/`` always hold one complete, consistent set of files: a crash at any moment leaves the previous set
 (or, in the instant between the two renames, that set under ``.<name>.old/``, which loading falls back to).
@@ -7,22 +10,23 @@ A checkpoint folder is written whole into a hidden temp folder and then swapped 
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import paddle
 
 from ..errors import WeightsError
-from ..fileio import atomic_path
+from ..hub import (
+    cached_download,
+    load_paddle_file,
+    load_state_dict,
+    official_model_name,
+    official_weights,
+    state_dict_verifier,
+)
 from ..log import logger
-
-CACHE_DIR = os.environ.get("PADDLEX_CLS_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "paddlex_cls"))
-DOWNLOAD_TIMEOUT = 30
 
 
 def save_checkpoint(out_dir: str, name: str, model: Dict[str, Any], optimizer: Optional[Dict[str, Any]] = None,
@@ -51,48 +55,85 @@ def save_checkpoint(out_dir: str, name: str, model: Dict[str, Any], optimizer: O
     return final
 
 
-def _load(path: str, what: str) -> Any:
-    if not os.path.isfile(path):
-        # the instant between the two renames of save_checkpoint: the complete old set is under .<name>.old
-        folder, fname = os.path.split(path)
-        fallback = os.path.join(os.path.dirname(folder), f".{os.path.basename(folder)}.old", fname)
-        if not os.path.isfile(fallback):
-            raise WeightsError(f"{what} file {path} does not exist", "check the path (a .pdparams file, e.g. "
-                               "output/latest/latest.pdparams)")
-        path = fallback
-    try:
-        return paddle.load(path)
-    except (pickle.UnpicklingError, EOFError, ValueError, OSError, RuntimeError, KeyError, TypeError) as e:
-        raise WeightsError(f"{what} file {path} is corrupt or not a Paddle file ({type(e).__name__}: {e})",
-                           "use another checkpoint, e.g. output/best_model/best_model.pdparams") from None
+def _existing(path: str) -> Optional[str]:
+    """``path``, or its copy in ``.<name>.old/`` (the instant between the two renames of save_checkpoint)."""
+    if os.path.isfile(path):
+        return path
+    folder, fname = os.path.split(path)
+    fallback = os.path.join(os.path.dirname(folder), f".{os.path.basename(folder)}.old", fname)
+    return fallback if os.path.isfile(fallback) else None
+
+
+def _load(path: str, what: str, loader: Callable[[str, str], Any] = load_paddle_file) -> Any:
+    """Read a checkpoint file through the restricted unpickler (never paddle.load: a pickle can run code)."""
+    found = _existing(path)
+    if found is None:
+        raise WeightsError(f"{what} file {path} does not exist", "check the path (a .pdparams file, e.g. "
+                           "output/latest/latest.pdparams)")
+    return loader(found, what)
+
+
+def _load_dict(path: str, what: str) -> Dict[str, Any]:
+    value = _load(path, what)
+    if not isinstance(value, dict):
+        raise WeightsError(f"{what} file {path} holds a {type(value).__name__}, not a dict",
+                           "resume from a checkpoint written by training (latest/, epoch_N/ or best_model/)")
+    return value
 
 
 @dataclass
 class Checkpoint:
-    model: Dict[str, Any]
-    optimizer: Optional[Dict[str, Any]]
-    states: Dict[str, Any]
-    ema: Optional[Dict[str, Any]]
+    """A checkpoint read from its ``.pdparams``: the weights always, the side files only when asked for."""
+
+    path: str
+    model: Dict[str, np.ndarray]
+    optimizer: Optional[Dict[str, Any]] = None
+    states: Dict[str, Any] = field(default_factory=dict)
+    ema: Optional[Dict[str, np.ndarray]] = None
+    ema_path: Optional[str] = None
+
+    def inference_state(self) -> Dict[str, np.ndarray]:
+        """The weights to evaluate or export: the EMA weights when loaded (said in the log), else the model's."""
+        if self.ema is None:
+            return self.model
+        logger.info("using EMA weights from %s instead of %s", self.ema_path, self.path)
+        return self.ema
 
 
-def load_checkpoint(pdparams: str, need_optimizer: bool = False) -> Checkpoint:
-    """Read a checkpoint set from its ``.pdparams`` path (the other files sit beside it)."""
+def load_checkpoint(pdparams: str, need_optimizer: bool = False, with_ema: bool = False) -> Checkpoint:
+    """Read a checkpoint from its ``.pdparams`` path; every file goes through the restricted unpickler.
+
+    Args:
+        pdparams: the weights; the side files sit beside it.
+        need_optimizer: resume: also read ``.pdopt`` and ``.pdstates`` (both required).
+        with_ema: also read ``.pdema`` when it exists (evaluate, export, resume of an EMA run).
+    """
     if not str(pdparams).endswith(".pdparams"):
         raise WeightsError(f"checkpoint path {pdparams} must be a .pdparams file",
                            "e.g. -o Train.resume_path=output/latest/latest.pdparams")
     stem = str(pdparams)[: -len(".pdparams")]
-    model = _load(pdparams, "weights")
-    opt = _load(stem + ".pdopt", "optimizer state") if need_optimizer else None
-    has_states = need_optimizer or os.path.exists(stem + ".pdstates")  # resume needs it; plain weights may lack it
-    states = _load(stem + ".pdstates", "training state") if has_states else {}
-    ema = _load(stem + ".pdema", "EMA weights") if os.path.exists(stem + ".pdema") else None
-    if not isinstance(model, dict):
-        raise WeightsError(f"weights file {pdparams} does not hold a state dict", "pass a .pdparams file")
-    return Checkpoint(model, opt, states, ema)
+    ckpt = Checkpoint(str(pdparams), _load(pdparams, "weights", load_state_dict))
+    if need_optimizer:
+        ckpt.optimizer = _as_tensors(_load_dict(stem + ".pdopt", "optimizer state"))
+        ckpt.states = _load_dict(stem + ".pdstates", "training state")
+    if with_ema and _existing(stem + ".pdema"):
+        ckpt.ema_path = stem + ".pdema"
+        ckpt.ema = _load(ckpt.ema_path, "EMA weights", load_state_dict)
+    return ckpt
+
+
+def _as_tensors(state: Dict[str, Any]) -> Dict[str, Any]:
+    """Optimizer entries as tensors, as paddle.load gives them: the optimizer keeps what it is given until its first
+    step (state_dict() then returns it, e.g. when saved at once) and keeps AMP master weights as they are."""
+    state = {k: paddle.to_tensor(v) if isinstance(v, np.ndarray) else v for k, v in state.items()}
+    if isinstance(state.get("master_weights"), dict):
+        state["master_weights"] = {k: paddle.to_tensor(v) for k, v in state["master_weights"].items()}
+    return state
 
 
 def fetch(path_or_url: str, key: str) -> str:
-    """A local path for weights: the path itself, or a cached download of a URL.
+    """A local path for weights: the path itself, or a verified download from the hub cache. Official weights URLs
+    follow PADDLEX_CLS_MODEL_SOURCE (a mirror or a local folder).
 
     Args:
         key: the config key that named the weights (e.g. ``Train.pretrain_weight_path``), for error messages.
@@ -102,19 +143,10 @@ def fetch(path_or_url: str, key: str) -> str:
             raise WeightsError(f"{key}={path_or_url} does not exist",
                                f"give an existing .pdparams file or a URL (-o {key}=...)")
         return path_or_url
-    target = os.path.join(CACHE_DIR, "weights", os.path.basename(path_or_url.split("?")[0]))
-    if os.path.isfile(target):
-        return target
-    logger.info("downloading %s -> %s", path_or_url, target)
-    try:
-        with urllib.request.urlopen(path_or_url, timeout=DOWNLOAD_TIMEOUT) as resp, atomic_path(target) as tmp:
-            with open(tmp, "wb") as f:
-                shutil.copyfileobj(resp, f)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise WeightsError(f"cannot download {key}={path_or_url}: {e}",
-                           f"check the network, or download the file yourself and pass its path with -o {key}=..."
-                           ) from None
-    return target
+    model_name = official_model_name(path_or_url)
+    if model_name is not None:
+        return official_weights(model_name)
+    return cached_download(path_or_url, verify=state_dict_verifier(), what="weights")
 
 
 def merge_weights(own: Dict[str, Any], loaded: Dict[str, Any], source: str) -> Dict[str, Any]:

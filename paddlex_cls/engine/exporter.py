@@ -72,9 +72,8 @@ def build_for_export(spec: ExportSpec) -> paddle.nn.Layer:
     """The eval-mode network with the weights loaded (EMA weights when saved and asked for) and folded."""
     net = get_entry(spec.model_name).build(num_classes=spec.num_classes, input_size=spec.input_size)
     if spec.weights:
-        ckpt = load_checkpoint(spec.weights)
-        state = ckpt.ema if (spec.use_ema and ckpt.ema is not None) else ckpt.model
-        load_weights(net, state, spec.weights)
+        ckpt = load_checkpoint(spec.weights, with_ema=spec.use_ema)
+        load_weights(net, ckpt.inference_state(), spec.weights)
     net.eval()
     folded = re_parameterize_model(net)
     if folded:

@@ -72,7 +72,7 @@ class TrainLoop:
 
     def resume(self, path: str) -> None:
         """Restore the engine and the loop's bookkeeping from a checkpoint; training continues at the next epoch."""
-        ckpt = load_checkpoint(path, need_optimizer=True)
+        ckpt = load_checkpoint(path, need_optimizer=True, with_ema=self.recipe.ema_decay is not None)
         states = ckpt.states
         if "epoch" not in states:
             raise WeightsError(f"{path}: its .pdstates has no epoch", "resume from a checkpoint written by training "

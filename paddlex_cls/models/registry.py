@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import ModelError
+from ..hub.official import OFFICIAL_URL
 from ..preprocess.spec import Preprocess
-
-OFFICIAL_URL = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/{name}_pretrained.pdparams"
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,9 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     rt = setup_runtime(g, single_card=True)
     entry = get_entry(g["model"])
     num_classes = cfg["Train"]["num_classes"]
-    ckpt = load_checkpoint(fetch(ev["weight_path"], WEIGHTS_KEY))
+    ckpt = load_checkpoint(fetch(ev["weight_path"], WEIGHTS_KEY), with_ema=True)
     model = entry.build(num_classes=num_classes, input_size=g["input_size"])
-    load_weights(model, ckpt.ema if ckpt.ema is not None else ckpt.model, ev["weight_path"])
+    load_weights(model, ckpt.inference_state(), ev["weight_path"])
     dataset = ClsDataset(g["dataset_dir"], "val", eval_transform(entry.preprocess, g["input_size"]),
                          image_size=g["input_size"] or entry.preprocess.input_size)
     loader = build_loader(dataset, ev["batch_size"], train=False, num_workers=cfg["Train"]["num_workers"])
