@@ -20,7 +20,7 @@ from ..fileio import atomic_write_text
 from ..log import logger
 from ..models import get_entry
 from ..models.layers import re_parameterize_model
-from ..preprocess.spec import eval_sizes
+from ..preprocess.spec import eval_ops, eval_sizes
 from .checkpoint import load_checkpoint, load_weights
 
 
@@ -50,20 +50,10 @@ class ExportSpec:
 
 
 def inference_yml(spec: ExportSpec) -> dict:
-    pre = get_entry(spec.model_name).preprocess
-    sizes = eval_sizes(pre, spec.input_size)
-    resize = {"resize_short": sizes.resize_short}
-    if pre.interpolation != "bilinear":
-        resize["interpolation"] = pre.interpolation
+    """The predictor's only input: model name, the eval ops (``preprocess.spec.eval_ops``), top-k and names."""
     return {
         "Global": {"model_name": spec.model_name},
-        "PreProcess": {"transform_ops": [
-            {"ResizeImage": resize},
-            {"CropImage": {"size": sizes.crop}},
-            {"NormalizeImage": {"mean": list(pre.mean), "std": list(pre.std), "scale": 1.0 / 255.0, "order": "",
-                                "channel_num": 3}},
-            {"ToCHWImage": None},
-        ]},
+        "PreProcess": {"transform_ops": eval_ops(get_entry(spec.model_name).preprocess, spec.input_size)},
         "PostProcess": {"Topk": {"topk": min(5, spec.num_classes), "label_list": list(spec.labels)}},
     }
 
