@@ -21,6 +21,7 @@ from ..log import logger
 from ..models import get_entry
 from ..models.layers import re_parameterize_model
 from ..preprocess.spec import eval_ops, eval_sizes
+from ..quiet import drop_stderr_lines
 from .checkpoint import load_checkpoint, load_weights
 
 
@@ -80,7 +81,8 @@ def export_model(spec: ExportSpec) -> List[str]:
     os.makedirs(spec.out_dir, exist_ok=True)
     static = paddle.jit.to_static(net, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32", "x")],
                                   full_graph=True)
-    paddle.jit.save(static, os.path.join(spec.out_dir, "inference"))
+    with drop_stderr_lines():  # Paddle's harmless "PIR not support input out tensor" line, nothing else
+        paddle.jit.save(static, os.path.join(spec.out_dir, "inference"))
     atomic_write_text(os.path.join(spec.out_dir, "inference.yml"),
                       yaml.safe_dump(inference_yml(spec), sort_keys=False, allow_unicode=True))
     files = sorted(f for f in os.listdir(spec.out_dir) if f.startswith("inference"))
