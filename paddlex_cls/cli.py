@@ -8,6 +8,7 @@ traceback of a user error too.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -19,11 +20,14 @@ from .config import ConfigSource, read_config, save_config
 from .device import parse_device
 from .distributed_env import rank
 from .errors import ConfigError, PaddlexClsError, RuntimeFailure
-from .fileio import atomic_write_json, contains
+from .fileio import atomic_write_json, contains, ensure_writable_dir
 from .launcher import LOG_DIR_NAME, launch_command, launch_env, run_launch, should_launch
 from .log import logger, setup_logging
 from .modes import MODES
 from .signals import Terminated
+
+# A full disk, a quota, a read-only file system or a permission: the user's storage, not a bug (no traceback).
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +74,7 @@ def prepare(source: ConfigSource) -> Dict[str, Any]:
     """Complete the config for its mode (the mode's resolver reads the files it depends on) and save it."""
     cfg = source.values
     mode = MODES[cfg["Global"]["mode"]]
+    ensure_writable_dir(cfg["Global"]["output"], "Global.output")
     mode.resolve(cfg, source.overridden)
     if rank() == 0:
         save_config(cfg, os.path.join(cfg["Global"]["output"], mode.config_file))
@@ -147,6 +152,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         _write_failure(cfg, RuntimeFailure("terminated (SIGTERM)"))
         print("paddlex_cls: terminated", file=sys.stderr)
         return Terminated.exit_code
+    except OSError as e:
+        if e.errno not in _STORAGE_ERRORS:
+            _write_failure(cfg, e)
+            raise
+        print(f"paddlex_cls error: cannot write {e.filename or 'the output'}: {e.strerror}\nHow to fix: free disk "
+              "space or choose a writable folder with -o Global.output=...", file=sys.stderr)
+        return RuntimeFailure.exit_code
     except Exception as e:  # a bug: record the failure for tools that read the result file, keep the traceback
         _write_failure(cfg, e)
         raise

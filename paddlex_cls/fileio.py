@@ -141,3 +141,18 @@ def contains(folder: PathLike, path: PathLike) -> bool:
     outer = os.path.realpath(os.path.abspath(folder)).rstrip(os.sep)
     inner = os.path.realpath(os.path.abspath(path))
     return inner == outer or inner.startswith(outer + os.sep)
+
+
+def ensure_writable_dir(path: PathLike, key: str) -> None:
+    """Create ``path`` if needed; ConfigError naming ``key`` when it is a file or cannot be written."""
+    from .errors import ConfigError
+
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{key}={path} is a file, not a folder", f"choose a folder with -o {key}=...") from None
+    except OSError as e:
+        raise ConfigError(f"{key}={path} cannot be created: {e.strerror}", f"choose a writable folder with -o "
+                          f"{key}=...") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={path} is not writable", f"choose a writable folder with -o {key}=...")

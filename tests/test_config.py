@@ -172,3 +172,8 @@ def test_save_config_roundtrip(cfg_file, tmp_path):
     save_config(cfg, tmp_path / "o" / "config.yaml")
     again = load_config(tmp_path / "o" / "config.yaml")
     assert again == cfg
+
+
+def test_deeply_nested_override_value_is_a_config_error(cfg_file):
+    with pytest.raises(ConfigError, match="nests lists/mappings more than"):
+        load_config(cfg_file, ["Predict.input=" + "[" * 5000 + "]" * 5000])

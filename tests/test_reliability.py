@@ -227,3 +227,32 @@ def test_killing_one_rank_stops_the_whole_job(data, tmp_path):
     assert proc.returncode == 6, err[-2000:]
     assert "rank 1" in err
     assert _wait_for(lambda: not _job_pids(str(out)), 10), f"still alive: {_job_pids(str(out))}"
+
+
+@pytest.mark.cli
+def test_an_output_that_is_a_file_is_a_config_error(data, tmp_path):
+    target = tmp_path / "not_a_folder"
+    target.write_text("x")
+    proc = run_cli(*train_args(data, target, "-o", "Train.epochs_iters=1"))
+    assert proc.returncode == 2 and "is a file, not a folder" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_mismatched_checkpoint_is_refused_on_resume():
+    import numpy as np
+    import paddle
+
+    from paddlex_cls.engine.steps.dygraph import check_optimizer_state, check_same_layout
+    from paddlex_cls.errors import WeightsError
+
+    net = paddle.nn.Sequential(paddle.nn.Linear(4, 3))
+    own = net.state_dict()
+    check_same_layout(own, {k: v.numpy() for k, v in own.items()}, "weights")
+    with pytest.raises(WeightsError, match="do not fit this model"):
+        check_same_layout(own, {k: np.zeros([5] + list(v.shape)[1:]) for k, v in own.items()}, "weights")
+    weight = net[0].weight.name
+    check_optimizer_state(net, {f"{weight}_velocity_0": np.zeros([4, 3]), "LR_Scheduler": {"last_epoch": 1}})
+    with pytest.raises(WeightsError, match="does not belong to this model"):
+        check_optimizer_state(net, {f"{weight}_velocity_0": np.zeros([8, 3])})
+    with pytest.raises(WeightsError, match="does not belong to this model"):
+        check_optimizer_state(net, {"conv2d_99.w_0_velocity_0": np.zeros([8, 3])})
