@@ -82,7 +82,8 @@ def test_evaluate_reads_training_config(trained, tmp_path):
     assert (tmp_path / "confusion_matrix.png").is_file()
     # The saved config records the values evaluate used (inherited before saving), not the model file's.
     used = yaml.safe_load((tmp_path / "evaluate_config.yaml").read_text())
-    assert (used["Train"]["num_classes"], used["Global"]["input_size"], used["Evaluate"]["batch_size"]) == (3, 32, 4)
+    assert (used["Train"]["num_classes"], used["Global"]["input_size"]) == (3, 32)
+    assert used["Evaluate"]["batch_size"] == used["Train"]["batch_size"]  # null resolved to the train batch size
 
 
 def test_check_dataset_never_overwrites_a_training_config(trained, tmp_path):
