@@ -207,6 +207,7 @@ class Annotations:
     splits: Dict[str, SplitSamples] = field(default_factory=dict)
     problems: ProblemLog = field(default_factory=ProblemLog)
     warnings: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)  # said once after the problems (e.g. checks skipped)
     paths: Optional[PathTable] = None
 
     @property
@@ -218,17 +219,20 @@ class Annotations:
         if self.problems:
             order = {name: k for k, name in enumerate([LABEL_FILE, *SPLIT_FILES.values()])}
             listed = sorted(self.problems, key=lambda p: (order.get(p.file, len(order)), p.file, p.line))
-            raise DatasetError(format_problems(self.root, listed, max_errors, len(self.problems)),
+            raise DatasetError(format_problems(self.root, listed, max_errors, len(self.problems), self.notes),
                                "fix the lines listed above (paths are relative to the dataset folder or absolute; "
                                "each list line is '<image path> <label id>'; label.txt lines are '<id> <class name>')")
 
 
-def format_problems(root: str, problems: Sequence[Problem], max_errors: int, total: Optional[int] = None) -> str:
+def format_problems(root: str, problems: Sequence[Problem], max_errors: int, total: Optional[int] = None,
+                    notes: Sequence[str] = ()) -> str:
+    """The problems as one message: a count, the first ``max_errors``, then ``notes``."""
     total = len(problems) if total is None else total
     lines = [f"dataset {root} has {total} problem(s):"]
     lines += [f"  {p}" for p in problems[:max_errors]]
     if total > max_errors:
         lines.append(f"  ... and {total - max_errors} more (raise CheckDataset.max_errors to list them)")
+    lines += [f"Note: {note}" for note in notes]
     return "\n".join(lines)
 
 
@@ -339,17 +343,17 @@ def _label_problem(raw: str, labels: Dict[int, str]) -> str:
 
 
 def parse_split(path: str, table: PathTable, labels: Dict[int, str], problems: ProblemLog,
-                labels_ok: bool = True) -> SplitSamples:
+                unchecked: Optional[List[Tuple[str, int, int]]] = None) -> SplitSamples:
     """A list file: ``<image path> <label id>``; the label is the last field, so paths may hold spaces.
 
-    With ``labels_ok`` false (label.txt has problems), lines whose label is a well-formed id that label.txt lacks
-    are counted in one summary problem instead of one problem each.
+    Args:
+        unchecked: when given (label.txt has problems), lines whose label is a well-formed id that label.txt lacks
+            are appended to it as (file, line, label) instead of each being a problem: one mistake, one message.
     """
     name = os.path.basename(path)
     out = SplitSamples(name, table)
     file_no = table.file_number(name)
     ids = {str(cid): cid for cid in labels}  # the usual spelling of each id: most lines need no int()
-    unknown: List[Tuple[int, int]] = []
     before = len(problems)
     add_line, add_path, add_label, add = out.lines.append, out.path_ids.append, out.labels.append, table.add
     for num, text in iter_text_lines(path, problems):
@@ -365,21 +369,16 @@ def parse_split(path: str, table: PathTable, labels: Dict[int, str], problems: P
                 problems.append(Problem(name, num, _label_problem(raw_label, labels)))
                 continue
             if cid not in labels:
-                if labels_ok:
+                if unchecked is None:
                     problems.append(Problem(name, num, f"label {cid} is not an id in {LABEL_FILE} (ids are "
                                                        f"0..{len(labels) - 1})"))
                 else:
-                    unknown.append((num, cid))
+                    unchecked.append((name, num, cid))
                 continue
             label = cid  # e.g. "007"
         add_line(num)
         add_path(add(rel, file_no, num))
         add_label(label)
-    if unknown:
-        first_line, first_label = unknown[0]
-        problems.append(Problem(name, 0, f"{len(unknown)} line(s) use label ids that {LABEL_FILE} does not define "
-                                         f"(first: line {first_line}, label {first_label}); not listed one by one "
-                                         f"because {LABEL_FILE} has the problem(s) reported above: fix it first"))
     if not len(out) and len(problems) == before:
         problems.append(Problem(name, 0, "has no samples; every split needs at least one image"))
     return out
@@ -457,9 +456,15 @@ def parse_dataset(root: str, splits: Tuple[str, ...] = ("train", "val"), check_e
     ann.labels, labels_ok = read_labels(os.path.join(root, LABEL_FILE), ann.problems, ann.warnings)
     for w in ann.warnings:
         _warn_once(w)
+    unchecked: Optional[List[Tuple[str, int, int]]] = None if labels_ok else []
     for split in splits:
         ann.splits[split] = parse_split(os.path.join(root, SPLIT_FILES[split]), ann.paths, ann.labels, ann.problems,
-                                        labels_ok)
+                                        unchecked)
+    if unchecked:
+        file, line, label = unchecked[0]
+        ann.notes.append(f"{len(unchecked)} list line(s) use label ids that {LABEL_FILE} does not define (first: "
+                         f"{file}:{line}, label {label}); they are not listed one by one because {LABEL_FILE} has "
+                         "the problem(s) above: fix it first")
     ann.paths.done()
     if check_exists:
         found = [(idx, why) for idx, path in enumerate(ann.paths.paths) if (why := file_problem(path))]
