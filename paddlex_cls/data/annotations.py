@@ -20,7 +20,7 @@ import stat
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple, overload
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, TextIO, Tuple, overload
 
 from ..errors import DatasetError
 from ..log import logger
@@ -92,25 +92,27 @@ class Sample(NamedTuple):
 
 
 class PathTable:
-    """Every distinct image path of a dataset, stored once, with where it is first listed.
+    """Every distinct image of a dataset, stored once, with where it is first listed.
+
+    An image is stored as its key: the normalised path relative to the dataset folder when it lies inside, else the
+    absolute path (listed as absolute, or leading out through '..').
 
     Args:
         root: the dataset folder (absolute); relative paths are joined to it.
-        on_batch: called with (first index, absolute paths) for each ``batch`` new paths and at ``flush``, so image
+        on_batch: called with (first index, absolute paths) for each ``batch`` new images and at ``flush``, so image
             checks can start while the lists are still being read.
     """
 
     def __init__(self, root: str, on_batch: Optional[Callable[[int, List[str]], None]] = None,
                  batch: int = 2048) -> None:
         self.root = root
-        self.paths: List[str] = []
+        self.prefix = os.path.join(root, "")
+        self.keys: List[str] = []
         self.files: List[str] = []  # list file names; first_file holds indexes into it
         self.first_file = array("B")
         self.first_line = array("I")
-        self.outside = 0  # paths that are not under root (absolute elsewhere, or leading out through '..')
-        self._prefix = os.path.join(root, "")
-        self._by_text: Dict[str, int] = {}
-        self._by_path: Dict[str, int] = {}
+        self.outside = 0  # images not under root
+        self.by_text: Dict[str, int] = {}  # image index by the text a list line gives (while lists are read)
         self._on_batch, self._batch, self._sent = on_batch, batch, 0
 
     def file_number(self, name: str) -> int:
@@ -119,44 +121,55 @@ class PathTable:
         return self.files.index(name)
 
     def add(self, text: str, file_no: int, line: int) -> int:
-        """The index of the image written ``text`` in a list (new paths are recorded with their location)."""
-        idx = self._by_text.get(text)
+        """The index of the image written ``text`` in a list (a new image is recorded with its location)."""
+        idx = self.by_text.get(text)
         if idx is not None:
             return idx
         if _PLAIN_SEP and text[0] not in "/." and "/." not in text and "//" not in text:
-            full, inside = self._prefix + text, True  # already normal: the common case, 3x cheaper than normpath
+            key = text  # already normal and relative: the common case, no normpath needed
         else:
             full = os.path.normpath(os.path.join(self.root, text))  # an absolute ``text`` stays as it is
-            inside = full.startswith(self._prefix)
-        idx = self._by_path.get(full)
-        if idx is None:
-            paths = self.paths
-            idx = len(paths)
-            paths.append(full)
-            self._by_path[full] = idx
-            self.first_file.append(file_no)
-            self.first_line.append(line)
+            inside = full.startswith(self.prefix)
+            key = full[len(self.prefix):] if inside else full
+            idx = self.by_text.get(key)
+            if idx is not None:
+                self.by_text[text] = idx
+                return idx
             self.outside += not inside
-            if idx + 1 - self._sent >= self._batch and self._on_batch is not None:
-                self.flush()
-        self._by_text[text] = idx
+            self.by_text[text] = len(self.keys)
+        idx = len(self.keys)
+        self.keys.append(key)
+        self.by_text[key] = idx
+        self.first_file.append(file_no)
+        self.first_line.append(line)
+        if idx + 1 - self._sent >= self._batch and self._on_batch is not None:
+            self.flush()
         return idx
 
+    def full(self, idx: int) -> str:
+        """The absolute path of image ``idx``."""
+        key = self.keys[idx]
+        return key if os.path.isabs(key) else self.prefix + key
+
+    @property
+    def paths(self) -> List[str]:
+        """Every image's absolute path, by index."""
+        return [self.full(i) for i in range(len(self.keys))]
+
     def flush(self) -> None:
-        """Hand the paths not yet handed to ``on_batch``."""
-        if self._on_batch is not None and len(self.paths) > self._sent:
-            start, self._sent = self._sent, len(self.paths)
-            self._on_batch(start, self.paths[start:])
+        """Hand the images not yet handed to ``on_batch``."""
+        if self._on_batch is not None and len(self.keys) > self._sent:
+            start, self._sent = self._sent, len(self.keys)
+            self._on_batch(start, [self.full(i) for i in range(start, self._sent)])
 
     def done(self) -> None:
-        """Flush and drop the lookup dicts (they are only needed while lists are read)."""
+        """Flush and drop the lookup dict (only needed while lists are read)."""
         self.flush()
-        self._by_text, self._by_path = {}, {}
+        self.by_text = {}
 
     def display(self, idx: int) -> str:
         """The path as a user knows it: relative to the dataset folder when inside it, else absolute."""
-        path = self.paths[idx]
-        return path[len(self._prefix):] if path.startswith(self._prefix) else path
+        return self.keys[idx]
 
     def location(self, idx: int) -> Tuple[str, int]:
         """(list file, line) where the image is first listed."""
@@ -185,16 +198,16 @@ class SplitSamples(Sequence[Sample]):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        return Sample(self.table.paths[self.path_ids[i]], self.labels[i], self.lines[i])
+        return Sample(self.table.full(self.path_ids[i]), self.labels[i], self.lines[i])
 
     def __getstate__(self) -> dict:
-        # Data-loader workers get a pickled dataset: ship only the paths this split uses, not the lookup state.
-        return {"file": self.file, "paths": self.table.paths, "lines": self.lines, "path_ids": self.path_ids,
-                "labels": self.labels}
+        # Data-loader workers get a pickled dataset: the image keys and arrays, not the lookup state.
+        return {"file": self.file, "root": self.table.root, "keys": self.table.keys, "lines": self.lines,
+                "path_ids": self.path_ids, "labels": self.labels}
 
     def __setstate__(self, state: dict) -> None:
-        self.table = PathTable("")
-        self.table.paths = state.pop("paths")
+        self.table = PathTable(state.pop("root"))
+        self.table.keys = state.pop("keys")
         self.__dict__.update(state)
 
 
@@ -248,24 +261,35 @@ def _first_bad_line(path: str) -> Tuple[int, int]:
     return 0, 0
 
 
+def _open_text(path: str, problems: ProblemLog) -> Optional[TextIO]:
+    """The file opened as UTF-8 text (BOM dropped, any line ends), or None with a problem when it is missing."""
+    if not os.path.isfile(path):
+        problems.append(Problem(os.path.basename(path), 0, f"missing: {path} does not exist"))
+        return None
+    return open(path, encoding="utf-8-sig", newline=None)
+
+
+def _not_utf8(path: str) -> Problem:
+    line, byte = _first_bad_line(path)
+    return Problem(os.path.basename(path), line, f"not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8")
+
+
 def iter_text_lines(path: str, problems: ProblemLog) -> Iterator[Tuple[int, str]]:
     """Non-blank lines (stripped) with their 1-based numbers; UTF-8 with or without BOM, any line ends.
 
     A missing file or a byte that is not UTF-8 is one problem; lines before the bad byte are still yielded.
     """
-    name = os.path.basename(path)
-    if not os.path.isfile(path):
-        problems.append(Problem(name, 0, f"missing: {path} does not exist"))
+    f = _open_text(path, problems)
+    if f is None:
         return
-    with open(path, encoding="utf-8-sig", newline=None) as f:
+    with f:
         try:
             for num, text in enumerate(f, 1):
                 text = text.strip()
                 if text:
                     yield num, text
         except UnicodeDecodeError:
-            line, byte = _first_bad_line(path)
-            problems.append(Problem(name, line, f"not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"))
+            problems.append(_not_utf8(path))
 
 
 def _class_id(raw: str) -> Optional[int]:
@@ -352,36 +376,56 @@ def parse_split(path: str, table: PathTable, labels: Dict[int, str], problems: P
     """
     name = os.path.basename(path)
     out = SplitSamples(name, table)
+    f = _open_text(path, problems)
+    if f is None:
+        return out
     file_no = table.file_number(name)
     ids = {str(cid): cid for cid in labels}  # the usual spelling of each id: most lines need no int()
     before = len(problems)
-    add_line, add_path, add_label, add = out.lines.append, out.path_ids.append, out.labels.append, table.add
-    for num, text in iter_text_lines(path, problems):
-        parts = text.rsplit(None, 1)
-        if len(parts) < 2:
-            problems.append(Problem(name, num, f"expected '<image path> <label id>', got {quote(text)}"))
-            continue
-        rel, raw_label = parts
-        label = ids.get(raw_label)
-        if label is None:
-            cid = _class_id(raw_label)
-            if cid is None:
-                problems.append(Problem(name, num, _label_problem(raw_label, labels)))
-                continue
-            if cid not in labels:
-                if unchecked is None:
-                    problems.append(Problem(name, num, f"label {cid} is not an id in {LABEL_FILE} (ids are "
-                                                       f"0..{len(labels) - 1})"))
-                else:
-                    unchecked.append((name, num, cid))
-                continue
-            label = cid  # e.g. "007"
-        add_line(num)
-        add_path(add(rel, file_no, num))
-        add_label(label)
+    # The loop runs once per line (millions): locals only, and the path table is consulted only for new text.
+    add_line, add_path, add_label = out.lines.append, out.path_ids.append, out.labels.append
+    known, add = table.by_text.get, table.add
+    with f:
+        try:
+            for num, text in enumerate(f, 1):
+                parts = text.rsplit(None, 1)
+                if len(parts) != 2:
+                    if parts:  # blank lines are skipped
+                        problems.append(Problem(name, num, f"expected '<image path> <label id>', got "
+                                                           f"{quote(text.strip())}"))
+                    continue
+                rel, raw_label = parts
+                label = ids.get(raw_label)
+                if label is None:
+                    label = _odd_label(raw_label, labels, name, num, problems, unchecked)
+                    if label is None:
+                        continue
+                idx = known(rel)
+                add_line(num)
+                add_path(add(rel.lstrip(), file_no, num) if idx is None else idx)
+                add_label(label)
+        except UnicodeDecodeError:
+            problems.append(_not_utf8(path))
     if not len(out) and len(problems) == before:
         problems.append(Problem(name, 0, "has no samples; every split needs at least one image"))
     return out
+
+
+def _odd_label(raw: str, labels: Dict[int, str], file: str, line: int, problems: ProblemLog,
+               unchecked: Optional[List[Tuple[str, int, int]]]) -> Optional[int]:
+    """The id of a label not written the usual way (e.g. "007"), or None after recording why it is not one."""
+    cid = _class_id(raw)
+    if cid is None:
+        problems.append(Problem(file, line, _label_problem(raw, labels)))
+    elif cid not in labels:
+        if unchecked is None:
+            problems.append(Problem(file, line, f"label {cid} is not an id in {LABEL_FILE} (ids are "
+                                                f"0..{len(labels) - 1})"))
+        else:
+            unchecked.append((file, line, cid))
+    else:
+        return cid
+    return None
 
 
 def file_problem(path: str) -> Optional[str]:
@@ -467,6 +511,6 @@ def parse_dataset(root: str, splits: Tuple[str, ...] = ("train", "val"), check_e
                          "the problem(s) above: fix it first")
     ann.paths.done()
     if check_exists:
-        found = [(idx, why) for idx, path in enumerate(ann.paths.paths) if (why := file_problem(path))]
+        found = [(idx, why) for idx in range(len(ann.paths.keys)) if (why := file_problem(ann.paths.full(idx)))]
         add_image_problems(ann, found)
     return ann

@@ -63,7 +63,7 @@ def run_check_dataset(cfg: Dict[str, Any]) -> Dict[str, Any]:
         attributes[f"{split}_samples"] = len(samples)
         attributes[f"{split}_sample_paths"] = sample_paths[split]
     attributes.update(imbalance(counts["train"], ann.labels))
-    attributes["distinct_images"] = len(ann.paths.paths)
+    attributes["distinct_images"] = len(ann.paths.keys)
     attributes["paths_outside_dataset_dir"] = ann.paths.outside
     result = {
         "done_flag": True,
