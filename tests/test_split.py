@@ -1,6 +1,7 @@
 """CheckDataset.split: percents checked first, seeded and repeatable, .bak kept and never overwritten."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -168,3 +169,14 @@ def test_split_keeps_the_file_mode(config, tmp_path):
     assert split(config, data, tmp_path / "o") == 0
     assert stat.S_IMODE(os.stat(data / "train.txt").st_mode) == 0o644
     assert stat.S_IMODE(os.stat(data / "val.txt").st_mode) == 0o640
+
+
+def test_unwritable_dataset_is_a_clear_error(config, tmp_path, capsys, monkeypatch):
+    data = make_dataset(tmp_path / "d", per_class=8)
+    before = snapshot(data)
+
+    def refuse(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+    monkeypatch.setattr(list_swap, "atomic_path", refuse)  # as on a read-only folder (tests may run as root)
+    assert split(config, data, tmp_path / "o") == 3
+    assert "cannot write the list files in" in capsys.readouterr().err and snapshot(data) == before

@@ -26,6 +26,7 @@ import stat
 from typing import Dict, List, Optional
 
 from ..data.annotations import LABEL_FILE, PENDING_SUFFIX, SPLIT_FILES
+from ..errors import DatasetError
 from ..fileio import atomic_path, atomic_write_text
 from ..log import logger
 
@@ -80,12 +81,28 @@ def _commit(root: str, names: List[str]) -> None:
     _fsync_dir(root)
 
 
+def _unwritable(root: str, err: OSError) -> DatasetError:
+    return DatasetError(f"cannot write the list files in {root} ({err.strerror or err}: {err.filename})",
+                        "make the dataset folder writable (and free some disk space), or write label.txt and the "
+                        "lists yourself")
+
+
 def swap_lists(root: str, texts: Dict[str, str]) -> List[str]:
     """Replace list files of ``root`` by ``texts`` (name -> new text), all or none.
 
     Returns:
         The names whose content changed.
+
+    Raises:
+        DatasetError: the folder cannot be written (nothing changed, or the swap is finished at the next start).
     """
+    try:
+        return _swap(root, texts)
+    except OSError as e:
+        raise _unwritable(root, e) from None
+
+
+def _swap(root: str, texts: Dict[str, str]) -> List[str]:
     assert set(texts) <= set(LIST_NAMES), texts.keys()
     changed = [name for name, text in texts.items()
                if _current_bytes(os.path.join(root, name)) != text.encode("utf-8")]
@@ -111,6 +128,13 @@ def recover_lists(root: str) -> Optional[str]:
     """Finish (journal present) or undo (no journal) a list swap a crash interrupted; returns what was done."""
     if not os.path.isdir(root):
         return None
+    try:
+        return _recover(root)
+    except OSError as e:
+        raise _unwritable(root, e) from None
+
+
+def _recover(root: str) -> Optional[str]:
     journal = os.path.join(root, JOURNAL)
     done = None
     if os.path.exists(journal):
