@@ -248,7 +248,7 @@ def test_duplicate_class_names_accepted_with_one_warning(config, tmp_path, capsy
     ("0 a\n1 b\n1 c\n", "label.txt:3: class id 1 is listed twice"),
     ("0 a\n1 b\n-2 c\n", "label.txt:3: class id '-2' is not a whole number"),
     ("0 a\n1 b\n" + "2" * 5000 + " c\n", "label.txt:3: class id '" + "2" * 100 + "'… (5,000 characters)"),
-])
+], ids=["bad_id", "gap", "duplicate_id", "negative_id", "huge_id"])
 def test_one_label_file_problem_gives_one_message(config, tmp_path, capsys, label_txt, needle):
     """A broken label.txt entry is one problem, not one more per image of its class (issue 19 item 1)."""
     data = make_dataset(tmp_path / "d", per_class=40)
