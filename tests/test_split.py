@@ -133,11 +133,12 @@ def test_split_interrupted_between_renames_is_finished_next_start(config, tmp_pa
 def test_split_interrupted_before_commit_keeps_old_lists(config, tmp_path, monkeypatch):
     data = make_dataset(tmp_path / "d", per_class=8)
     before = snapshot(data)
-    monkeypatch.setattr(list_swap, "atomic_write_text", crash_after(0, None))  # the journal: the commit point
+    # the third write is the journal, the commit point (the first two are the new lists)
+    monkeypatch.setattr(list_swap, "atomic_write_text", crash_after(2, list_swap.atomic_write_text))
     with pytest.raises(Crash):
         split(config, data, tmp_path / "o")
     monkeypatch.undo()
-    assert (data / "train.txt.swap_new").exists() and not (data / list_swap.JOURNAL).exists()
+    assert (data / "val.txt.swap_new").exists() and not (data / list_swap.JOURNAL).exists()
     assert main(["-c", str(config), "-o", f"Global.dataset_dir={data}", "-o", f"Global.output={tmp_path / 'o'}"]) == 0
     after = snapshot(data)
     assert {k: v for k, v in after.items() if not k.endswith(".bak")} == before

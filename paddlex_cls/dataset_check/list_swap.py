@@ -111,11 +111,8 @@ def _swap(root: str, texts: Dict[str, str]) -> List[str]:
             _backup(os.path.join(root, name))
     for name in changed:
         path = os.path.join(root, name)
-        mode = _new_file_mode(path)
-        with atomic_path(path + PENDING_SUFFIX) as tmp:
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
-                f.write(texts[name])
-            os.chmod(tmp, mode)
+        atomic_write_text(path + PENDING_SUFFIX, texts[name])
+        os.chmod(path + PENDING_SUFFIX, _new_file_mode(path))  # the mode of the list it replaces
     if changed:
         atomic_write_text(os.path.join(root, JOURNAL), "".join(f"{name}\n" for name in changed))
         _commit(root, changed)
