@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from ..inference.backends import RUN_MODES  # plain data: the backend table names the run modes
 from ..modes import MODES  # plain data: the table of modes names the choices of Global.mode
 
 DEMO_DATASET = "./dataset/digits_demo"
@@ -139,8 +140,7 @@ SCHEMA: Dict[str, Any] = {
         "input": _f("str_or_list", None, "image path, folder, URL, or a list of them"),
         "topk": _f("int", 5, "(ours) how many classes per result", ge=1),
         "kernel_option": {
-            "run_mode": _f("str", "paddle", "paddle | mkldnn | mkldnn_bf16 | trt_fp32 | trt_fp16",
-                           choices=("paddle", "mkldnn", "mkldnn_bf16", "trt_fp32", "trt_fp16", "trt_int8")),
+            "run_mode": _f("str", "paddle", "inference backend and precision", choices=tuple(RUN_MODES)),
         },
     },
 }
