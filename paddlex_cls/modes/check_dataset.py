@@ -39,7 +39,9 @@ def run_check_dataset(cfg: Dict[str, Any]) -> Dict[str, Any]:
     recover_lists(root)
     converted = None
     if ck["convert"]["enable"]:
-        converted = convert_image_folder(root, ck["split"]["val_percent"], ck["split"]["seed"], exclude=[out_dir])
+        # Our own outputs are not classes, also when Global.output is the dataset folder itself.
+        ours = [out_dir, os.path.join(out_dir, "check_dataset")]
+        converted = convert_image_folder(root, ck["split"]["val_percent"], ck["split"]["seed"], exclude=ours)
     if ck["split"]["enable"]:
         pooled = tuple(s for s in ("train", "val") if os.path.exists(os.path.join(root, SPLIT_FILES[s])))
         ann = validate_dataset(root, ck["verify_images"], ck["num_workers"], ck["max_errors"],
