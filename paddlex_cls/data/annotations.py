@@ -7,7 +7,7 @@ strict where PaddleX is silent (every line is checked; labels must be label.txt 
 
 Problems are collected, not raised one at a time, so a user sees all of them at once, and one mistake gives one
 message: a broken label.txt entry is reported once, and list lines that use ids label.txt does not define are then
-summarised in one line per list file instead of being listed. Quoted text is cut to ``QUOTE_CHARS``, so a 10 MB line
+summarised in one note instead of being listed one by one. Quoted text is cut to ``QUOTE_CHARS``, so a 10 MB line
 never lands whole in a message.
 
 Memory stays small at scale: a list line costs three array items (line number, image index, label) and each distinct

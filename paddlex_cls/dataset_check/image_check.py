@@ -125,8 +125,10 @@ def check_chunk(start: int, paths: List[str], full: bool) -> Found:
     return [(start + k, why) for k, path in enumerate(paths) if (why := image_problem(path, full))]
 
 
-def _die_with_parent() -> None:
-    # A worker must not outlive check_dataset when it is killed (Linux: the kernel signals the orphan).
+def _worker_start() -> None:
+    # Ctrl-C is the parent's to handle (it stops the pool); a worker must not print its own traceback, nor outlive
+    # check_dataset when that is killed (Linux: the kernel signals the orphan).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -166,7 +168,7 @@ class ImageChecker:
         if self._pool is None:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("fork" if "fork" in methods else None)
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_die_with_parent)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_start)
         step = CHUNK[self.full]
         for k in range(0, len(paths), step):
             self._futures.append(self._pool.submit(check_chunk, start + k, paths[k:k + step], self.full))
