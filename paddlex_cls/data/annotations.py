@@ -355,7 +355,7 @@ def parse_labels(path: str, problems: List[Problem]) -> Dict[int, str]:
     labels, _ = read_labels(path, log, warnings)
     problems.extend(log)
     for w in warnings:
-        logger.warning(w)
+        _warn_once(w)
     return labels
 
 
