@@ -8,7 +8,9 @@ Two datasets in a temporary folder (Fashion-MNIST-sized, as in issue 16 item 7):
 Each round runs every (dataset, tool) pair, alternating which tool goes first, and records the wall time of the
 whole command (imports included) and the peak resident memory of its process tree (the sum of VmRSS over the
 process and its descendants, sampled every 10 ms). PaddleX runs when its interpreter exists (default
-``~/.cache/peers/pdxvenv/bin/python``; see /work/shared/peers.md section 2). Usage:
+``~/.cache/peers/pdxvenv/bin/python``, PaddleX 3.7 with matplotlib; offline it needs a local font, given here
+through PADDLE_PDX_LOCAL_FONT_FILE_PATH). PaddleX needs exactly one ``images/`` folder in a dataset: both have it.
+Usage:
     python bench/check_dataset_speed.py [--rounds 3] [--sizes 70000,700000] [--workdir DIR] [--pdx-python PATH]
 The generated data is removed at the end unless ``--workdir`` is given (then it is kept and reused).
 """
@@ -118,11 +120,9 @@ def commands(data: Path, out: Path, pdx: Optional[Path]) -> Dict[str, Tuple[List
 
 
 def setting(pdx: Optional[Path]) -> str:
-    import cv2 as _cv2
-
     load = os.getloadavg()
     return (f"{os.cpu_count()} cores, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} at start, "
-            f"Python {sys.version.split()[0]}, OpenCV {_cv2.__version__}, OMP_NUM_THREADS="
+            f"Python {sys.version.split()[0]}, OpenCV {cv2.__version__}, OMP_NUM_THREADS="
             f"{os.environ.get('OMP_NUM_THREADS', '2')}, PaddleX: {pdx or 'not installed'}")
 
 
