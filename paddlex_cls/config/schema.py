@@ -127,16 +127,20 @@ SCHEMA: Dict[str, Any] = {
         "use_shared_memory": _f("bool", False, "(ours) shared memory in the data loader"),
     },
     "Evaluate": {
-        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to evaluate"),
+        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to evaluate; null = the "
+                          "official ImageNet weights of Global.model", nullable=True),
         "log_interval": _f("int", 1, "log every N iterations", ge=1),
         "batch_size": _f("int", None, "(ours) eval batch size; null = Train.batch_size", ge=1),
     },
     "Export": {
-        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to export"),
+        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to export; null = the "
+                          "official ImageNet weights of Global.model", nullable=True),
     },
     "Predict": {
         "batch_size": _f("int", 1, "images per inference batch", ge=1),
-        "model_dir": _f("str", "output/best_model/inference", "exported inference folder"),
+        "model_dir": _f("str", "output/best_model/inference", "exported inference folder; null = the official "
+                        "ImageNet model of Global.model (downloaded and exported once into the cache)",
+                        nullable=True),
         "input": _f("str_or_list", None, "image path, folder, URL, or a list of them"),
         "topk": _f("int", 5, "(ours) how many classes per result", ge=1),
         "kernel_option": {

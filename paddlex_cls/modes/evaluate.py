@@ -10,18 +10,16 @@ from ..data.annotations import parse_dataset
 from ..errors import ConfigError
 from ..log import logger
 from ..models import get_entry
-from .trained_run import inherit_training_settings
+from .trained_run import local_weights, resolve_weights
 
-WEIGHTS_KEY = "Evaluate.weight_path"
+SECTION = "Evaluate"
 
 
 def resolve_evaluate(cfg: Dict[str, Any], overridden: frozenset) -> None:
-    """Inherit the training run's settings, check the model and the val split, fill the batch size."""
-    from ..engine.checkpoint import fetch
-
-    g, ev = cfg["Global"], cfg["Evaluate"]
-    weights = fetch(ev["weight_path"], WEIGHTS_KEY)
-    inherit_training_settings(cfg, overridden, weights)
+    """Take classes and input size from the weights' training run or head, check the model and the val split, fill
+    the batch size. ``Evaluate.weight_path=null`` evaluates the official ImageNet-1k weights (PaddleX's meaning)."""
+    g, ev = cfg["Global"], cfg[SECTION]
+    resolve_weights(cfg, overridden, SECTION)
     entry = get_entry(g["model"])
     if g["input_size"] is not None:
         entry.check_input_size(g["input_size"])
@@ -40,7 +38,7 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     from ..data.dataset import ClsDataset
     from ..data.loader import build_loader
     from ..data.transforms import eval_transform
-    from ..engine.checkpoint import fetch, load_checkpoint, load_weights
+    from ..engine.checkpoint import load_checkpoint, load_weights
     from ..engine.eval_report import write_eval_details
     from ..engine.evaluator import evaluate
     from ..engine.layer_forward import layer_forward
@@ -50,9 +48,9 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     rt = setup_runtime(g, single_card=True)
     entry = get_entry(g["model"])
     num_classes = cfg["Train"]["num_classes"]
-    ckpt = load_checkpoint(fetch(ev["weight_path"], WEIGHTS_KEY), with_ema=True)
+    ckpt = load_checkpoint(local_weights(ev["weight_path"], g["model"], f"{SECTION}.weight_path"), with_ema=True)
     model = entry.build(num_classes=num_classes, input_size=g["input_size"])
-    load_weights(model, ckpt.inference_state(), ev["weight_path"])
+    load_weights(model, ckpt.inference_state(), ckpt.path)
     dataset = ClsDataset(g["dataset_dir"], "val", eval_transform(entry.preprocess, g["input_size"]),
                          image_size=g["input_size"] or entry.preprocess.input_size)
     loader = build_loader(dataset, ev["batch_size"], train=False, num_workers=cfg["Train"]["num_workers"])
