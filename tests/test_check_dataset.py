@@ -388,3 +388,13 @@ def test_imbalance_reported_and_keys_suggested(config, tmp_path, capsys):
     assert check(config, data, out) == 0
     assert result_of(out)["attributes"]["imbalance_ratio"] == 1.0
     assert "class_weights" not in capsys.readouterr().err
+
+
+def test_imagenet_label_list_parses_with_one_warning():
+    """The standard ImageNet-1k list names "crane" twice (ids 134 and 517): accepted, one warning, no problem."""
+    from paddlex_cls.data.annotations import ProblemLog, read_labels
+
+    problems, warnings = ProblemLog(), []
+    labels, ok = read_labels(str(ROOT / "paddlex_cls" / "resources" / "imagenet1k_labels.txt"), problems, warnings)
+    assert ok and not problems and len(labels) == 1000
+    assert len(warnings) == 1 and "1 class name(s) used by more than one id: 'crane' (ids 134, 517)" in warnings[0]
