@@ -75,18 +75,26 @@ SCHEMA: Dict[str, Any] = {
     },
     "CheckDataset": {
         "convert": {
-            "enable": _f("bool", False, "convert the dataset from another format first"),
-            "src_dataset_type": _f("str", None, "format to convert from"),
+            "enable": _f("bool", False, "convert the dataset from another format first (label.txt and lists written "
+                                        "beside the images; existing lists kept as .bak)"),
+            "src_dataset_type": _f("str", None, "format to convert from: ImageFolder = a folder per class, "
+                                                "<class>/<images> or train|val|test/<class>/<images> (PaddleX's "
+                                                "LabelMe-style conversion is not provided); required with enable"),
         },
         "split": {
-            "enable": _f("bool", False, "re-split train+val into new train.txt/val.txt (originals kept as .bak)"),
+            "enable": _f("bool", False, "re-split train+val by image into new train.txt/val.txt (originals kept as "
+                                        ".bak; both lists replaced together)"),
             "train_percent": _f("int", None, "percent of samples for train; with val_percent sums to 100", ge=1, le=99),
-            "val_percent": _f("int", None, "percent of samples for val", ge=1, le=99),
-            "seed": _f("int", 0, "(ours) shuffle seed, so the same data and seed give the same split"),
+            "val_percent": _f("int", None, "percent of samples for val; also the val share of each class folder "
+                                           "when converting an ImageFolder without val/ (null there = 20)",
+                              ge=1, le=99),
+            "seed": _f("int", 0, "(ours) shuffle seed of split and convert, so the same data and seed give the same "
+                                 "lists"),
         },
-        "verify_images": _f("str", "header", "(ours) header: read each image header; full: decode every image",
-                            choices=("header", "full")),
-        "num_workers": _f("int", None, "(ours) processes for full decoding; null = all cores", ge=1),
+        "verify_images": _f("str", "header", "(ours) header: read each distinct image's header; full: decode every "
+                                             "distinct image as training does", choices=("header", "full")),
+        "num_workers": _f("int", None, "(ours) processes for the image checks; null = all cores (under 2048 "
+                                       "distinct images: checked in the main process)", ge=1),
         "max_errors": _f("int", 50, "(ours) how many problems to list before summarising the rest", ge=1),
     },
     "Train": {
