@@ -221,3 +221,23 @@ def test_python_api(trained, tmp_path):
     path = r.save_to_json(str(tmp_path))
     assert json.loads(open(path).read())["res"]["class_ids"] == r.class_ids
     assert r.save_to_img(str(tmp_path)).endswith("2_0_res.png")
+
+
+def test_evaluate_test_split_with_error_report(trained, tmp_path):
+    data, out, _ = trained
+    (data / "test.txt").write_text((data / "train.txt").read_text())
+    try:
+        proc = run_cli("-c", CFG, "-o", "Global.mode=evaluate", "-o", f"Global.dataset_dir={data}", "-o",
+                       f"Global.output={tmp_path}", "-o", "Global.device=cpu", "-o", "Evaluate.split=test",
+                       "-o", "Evaluate.save_errors=true",
+                       "-o", f"Evaluate.weight_path={out}/best_model/best_model.pdparams")
+    finally:
+        (data / "test.txt").unlink()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "evaluate_result.json").read_text())
+    assert set(res["metrics"]) == {"test.top1", "test.top5"} and "9 samples of test" in proc.stderr
+    details = json.loads((tmp_path / "evaluate_details.json").read_text())
+    assert sum(v["support"] for v in details["per_class"].values()) == 9 and "f1" in details["macro"]
+    wrong = (tmp_path / "misclassified.txt").read_text().splitlines()[1:]
+    assert len(wrong) == round(9 * (1 - res["metrics"]["test.top1"]))
+    assert (tmp_path / "misclassified.png").is_file() == bool(wrong)

@@ -131,6 +131,8 @@ SCHEMA: Dict[str, Any] = {
                           "official ImageNet weights of Global.model", nullable=True),
         "log_interval": _f("int", 1, "log every N iterations", ge=1),
         "batch_size": _f("int", None, "(ours) eval batch size; null = Train.batch_size", ge=1),
+        "split": _f("str", "val", "(ours) the list to evaluate: val.txt or test.txt", choices=("val", "test")),
+        "save_errors": _f("bool", False, "(ours) write misclassified.txt and misclassified.png (up to 64 images)"),
     },
     "Export": {
         "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to export; null = the "
