@@ -8,8 +8,17 @@ import pytest
 from paddlex_cls.config import load_config
 from paddlex_cls.config.model_config import render_model_config
 from paddlex_cls.errors import ModelError
-from paddlex_cls.models import (Preprocess, Recipe, Variant, build_model, get_entry, list_models, register_family,
-                                register_model, registry)
+from paddlex_cls.models import (
+    Preprocess,
+    Recipe,
+    Variant,
+    build_model,
+    get_entry,
+    list_models,
+    register_family,
+    register_model,
+    registry,
+)
 
 from .conftest import CONFIG_DIR
 from .model_reference import reference

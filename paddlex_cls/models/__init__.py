@@ -2,8 +2,17 @@
 
 Importing this package imports every family module, which registers its models.
 """
-from .registry import (ModelEntry, Preprocess, Recipe, Variant, build_model, get_entry, list_models, register_family,
-                       register_model)
+from .registry import (
+    ModelEntry,
+    Preprocess,
+    Recipe,
+    Variant,
+    build_model,
+    get_entry,
+    list_models,
+    register_family,
+    register_model,
+)
 
 # Family modules register their models on import; the list is explicit (no star imports, no auto-discovery).
 from . import (  # noqa: F401,E402  isort:skip

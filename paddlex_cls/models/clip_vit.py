@@ -26,8 +26,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.nn.initializer import Normal
 
-from ..errors import ModelError
-from .layers import TRUNC_NORMAL, Mlp, make_drop_path, pad_to_multiple, trunc_normal_init
+from .layers import TRUNC_NORMAL, Mlp, check_static_size, make_drop_path, pad_to_multiple, trunc_normal_init
 from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "CLIP"
@@ -183,16 +182,8 @@ class CLIPVisionTransformer(nn.Layer):
         """Multi-dimensional parameters without weight decay in the recipe."""
         return {"pos_embed", "cls_token"}
 
-    @staticmethod
-    def _check_static_size(x) -> None:
-        # The position embedding is resized to the token grid in Python, so a traced graph needs a fixed size; the
-        # registry's input-size check covers every size given (Global.input_size, export).
-        if x.shape[2] < 0 or x.shape[3] < 0:
-            raise ModelError("CLIPVisionTransformer cannot be traced with a dynamic spatial input size",
-                             "export with a fixed input shape, e.g. InputSpec([None, 3, 224, 224])")
-
     def forward_features(self, x):
-        self._check_static_size(x)
+        check_static_size(x, "CLIPVisionTransformer")
         x, grid = self.patch_embed(x)
         cls_token = paddle.zeros_like(x[:, :1]) + self.cls_token  # broadcast over a batch that may be dynamic
         x = paddle.concat([cls_token, x], axis=1) + resize_pos_embed(self.pos_embed, self.grid, grid)

@@ -14,6 +14,8 @@ import paddle.nn.functional as F
 from paddle.nn.initializer import Constant, KaimingNormal, TruncatedNormal
 from paddle.regularizer import L2Decay
 
+from ..errors import ModelError
+
 
 def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
     """Round a channel count to the nearest multiple of ``divisor``, never dropping below 90% of ``value``."""
@@ -135,6 +137,27 @@ class Mlp(nn.Layer):
 
     def forward(self, x):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+def concat_chain(x: paddle.Tensor, layers: Iterable[nn.Layer]) -> paddle.Tensor:
+    """Run ``layers`` one after another and concatenate the input with every output along the channels (the dense
+    aggregation of the PP-HGNet blocks)."""
+    outputs = [x]
+    for layer in layers:
+        x = layer(x)
+        outputs.append(x)
+    return paddle.concat(outputs, axis=1)
+
+
+def check_static_size(x: paddle.Tensor, network: str) -> None:
+    """Raise ModelError when ``x`` is traced with a dynamic height or width.
+
+    For networks whose paddings, masks or position tables are computed from the size in Python: a traced graph
+    needs it fixed. Sizes themselves are checked by the registry before building (``ModelEntry.check_input_size``).
+    """
+    if x.shape[2] < 0 or x.shape[3] < 0:
+        raise ModelError(f"{network} cannot be traced with a dynamic spatial input size",
+                         "export with a fixed input shape, e.g. InputSpec([None, 3, 224, 224])")
 
 
 def pad_amounts(height: int, width: int, multiple: int) -> Tuple[int, int]:

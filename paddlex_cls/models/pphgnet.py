@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Tuple
 
-import paddle
 import paddle.nn as nn
 
-from .layers import ConvBN, PooledClassifier, kaiming_normal_init
+from .layers import ConvBN, PooledClassifier, concat_chain, kaiming_normal_init
 from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "PP-HGNet"
@@ -51,15 +50,8 @@ class HGBlock(nn.Layer):
         self.att = ESEModule(out_channels)
 
     def forward(self, x):
-        outputs = [x]
-        y = x
-        for layer in self.layers:
-            y = layer(y)
-            outputs.append(y)
-        y = self.att(self.aggregation_conv(paddle.concat(outputs, axis=1)))
-        if self.identity:
-            y = y + x
-        return y
+        y = self.att(self.aggregation_conv(concat_chain(x, self.layers)))
+        return y + x if self.identity else y
 
 
 class HGStage(nn.Layer):
@@ -112,7 +104,7 @@ class PPHGNet(PooledClassifier):
             for i in range(len(stem_channels))
         ])
         self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
-        self.stages = nn.LayerList([
+        self.stages = nn.Sequential(*[
             HGStage(s.in_channels, s.mid_channels, s.out_channels, s.block_num, layer_num, s.downsample)
             for s in stages
         ])
@@ -121,10 +113,7 @@ class PPHGNet(PooledClassifier):
         kaiming_normal_init(self.sublayers(), reset_norms_and_biases=True)  # as PaddleClas
 
     def forward_features(self, x):
-        x = self.pool(self.stem(x))
-        for stage in self.stages:
-            x = stage(x)
-        return x
+        return self.stages(self.pool(self.stem(x)))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import NamedTuple, Tuple
 import paddle
 import paddle.nn as nn
 
-from .layers import ConvBN, PooledClassifier, kaiming_normal_init
+from .layers import ConvBN, PooledClassifier, concat_chain, kaiming_normal_init
 from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "PP-HGNetV2"
@@ -121,15 +121,8 @@ class HGV2Block(nn.Layer):
         self.aggregation_excitation_conv = ConvBNAct(out_channels // 2, out_channels, 1, **opts)
 
     def forward(self, x):
-        outputs = [x]
-        y = x
-        for layer in self.layers:
-            y = layer(y)
-            outputs.append(y)
-        y = self.aggregation_excitation_conv(self.aggregation_squeeze_conv(paddle.concat(outputs, axis=1)))
-        if self.identity:
-            y = y + x
-        return y
+        y = self.aggregation_excitation_conv(self.aggregation_squeeze_conv(concat_chain(x, self.layers)))
+        return y + x if self.identity else y
 
 
 class StageSpec(NamedTuple):
@@ -184,7 +177,7 @@ class PPHGNetV2(PooledClassifier):
                  dropout_prob: float = 0.0, lr_mult_list: Tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)):
         super().__init__()
         self.stem = StemBlock(*stem_channels, use_lab=use_lab, lr_mult=lr_mult_list[0])
-        self.stages = nn.LayerList([
+        self.stages = nn.Sequential(*[
             HGV2Stage(spec, use_lab=use_lab, lr_mult=lr_mult_list[i + 1]) for i, spec in enumerate(stages)
         ])
         self._add_classifier(stages[-1].out_channels, num_classes, expand=class_expand if use_last_conv else None,
@@ -192,10 +185,7 @@ class PPHGNetV2(PooledClassifier):
         kaiming_normal_init(self.sublayers(), reset_norms_and_biases=True)  # as PaddleClas
 
     def forward_features(self, x):
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return x
+        return self.stages(self.stem(x))
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ class PPLCNetV2(PooledClassifier):
             ConvBN(3, stem_out, 3, stride=2, act="relu"),
             DepthwiseSeparable(stem_out, make_divisible(64 * scale), stride=1, dw_size=3),
         )
-        self.stages = nn.LayerList([self._make_stage(spec, depth, scale) for spec, depth in zip(STAGES, depths)])
+        self.stages = nn.Sequential(*[self._make_stage(spec, depth, scale) for spec, depth in zip(STAGES, depths)])
         self._add_classifier(make_divisible(STAGES[-1].in_channels * 2 * scale), num_classes,
                              expand=class_expand if use_last_conv else None, dropout_prob=dropout_prob)
         # PaddleClas initialises the convs of its conv+BN units with Kaiming-normal (fan-in), the others not.
@@ -183,10 +183,7 @@ class PPLCNetV2(PooledClassifier):
         ])
 
     def forward_features(self, x):
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return x
+        return self.stages(self.stem(x))
 
 
 @dataclass(frozen=True)

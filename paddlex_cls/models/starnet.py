@@ -60,22 +60,20 @@ class StarNet(PooledClassifier):
         super().__init__()
         self.stem = nn.Sequential(_conv(3, stem_dim, 3, stride=2), nn.ReLU6())
         rates = [float(r) for r in paddle.linspace(0, drop_path_rate, sum(depths)).numpy()]
-        self.stages = nn.LayerList()
+        stages = []
         in_dim, start = stem_dim, 0
         for i, depth in enumerate(depths):
             dim = base_dim * 2 ** i
             blocks = [StarBlock(dim, mlp_ratio, rates[start + j]) for j in range(depth)]
-            self.stages.append(nn.Sequential(_conv(in_dim, dim, 3, stride=2), *blocks))
+            stages.append(nn.Sequential(_conv(in_dim, dim, 3, stride=2), *blocks))
             in_dim, start = dim, start + depth
+        self.stages = nn.Sequential(*stages)
         self.norm = nn.BatchNorm2D(in_dim)
         self._add_classifier(in_dim, num_classes, head_name="head")
         ZEROS(self.head.bias)  # the reference zeroes Linear biases; convs keep Paddle's init
 
     def forward_features(self, x):
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        return self.norm(x)
+        return self.norm(self.stages(self.stem(x)))
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,15 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ..errors import ModelError
-from .layers import TRUNC_NORMAL, Mlp, make_drop_path, pad_amounts, pad_to_multiple, trunc_normal_init
+from .layers import (
+    TRUNC_NORMAL,
+    Mlp,
+    check_static_size,
+    make_drop_path,
+    pad_amounts,
+    pad_to_multiple,
+    trunc_normal_init,
+)
 from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "SwinTransformer"
@@ -267,16 +274,8 @@ class SwinTransformer(nn.Layer):
         """Names of multi-dimensional parameters the recipe exempts from weight decay (the bias tables)."""
         return {name for name, _ in self.named_parameters() if name.endswith("relative_position_bias_table")}
 
-    @staticmethod
-    def _check_static_size(x) -> None:
-        # Paddings and masks are computed from the spatial size in Python, so a traced graph needs it fixed; the
-        # registry's input-size check covers every size given (Global.input_size, export).
-        if x.shape[2] < 0 or x.shape[3] < 0:
-            raise ModelError("SwinTransformer cannot be traced with a dynamic spatial input size",
-                             "export with a fixed input shape, e.g. InputSpec([None, 3, 224, 224])")
-
     def forward_features(self, x):
-        self._check_static_size(x)
+        check_static_size(x, "SwinTransformer")
         x, size = self.patch_embed(x)
         x = self.pos_drop(x)
         for stage in self.layers:
