@@ -203,6 +203,8 @@ class CLIPVisionTransformer(nn.Layer):
 
 @dataclass(frozen=True)
 class CLIPArch:
+    """The arguments of :class:`CLIPVisionTransformer` that tell its variants apart."""
+
     patch_size: int
     embed_dim: int
     depth: int

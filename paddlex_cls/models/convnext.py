@@ -109,6 +109,8 @@ class ConvNeXt(nn.Layer):
 
 @dataclass(frozen=True)
 class ConvNeXtArch:
+    """The arguments of :class:`ConvNeXt` that tell its variants apart."""
+
     depths: Tuple[int, int, int, int]
     dims: Tuple[int, int, int, int]
     drop_path_rate: float

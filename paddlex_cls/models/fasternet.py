@@ -132,6 +132,8 @@ class FasterNet(nn.Layer):
 
 @dataclass(frozen=True)
 class FasterNetArch:
+    """The arguments of :class:`FasterNet` that tell its variants apart."""
+
     embed_dim: int
     depths: Tuple[int, int, int, int]
     act: str

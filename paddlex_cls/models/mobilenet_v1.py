@@ -78,6 +78,8 @@ class MobileNetV1(PooledClassifier):
 
 @dataclass(frozen=True)
 class MobileNetV1Arch:
+    """The arguments of :class:`MobileNetV1` that tell its variants apart."""
+
     scale: float
 
 

@@ -137,6 +137,8 @@ class MobileNetV2(PooledClassifier):
 
 @dataclass(frozen=True)
 class MobileNetV2Arch:
+    """The arguments of :class:`MobileNetV2` that tell its variants apart."""
+
     scale: float
 
 

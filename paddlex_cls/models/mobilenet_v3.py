@@ -139,6 +139,8 @@ class MobileNetV3(PooledClassifier):
 
 @dataclass(frozen=True)
 class MobileNetV3Arch:
+    """The arguments of :class:`MobileNetV3` that tell its variants apart."""
+
     table: BlockTable
     scale: float
 

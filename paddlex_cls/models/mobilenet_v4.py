@@ -321,6 +321,8 @@ HYBRID_LARGE = BlockTable(stem=24, act="gelu", layer_scale=1e-5, stages=(
 
 @dataclass(frozen=True)
 class MobileNetV4Arch:
+    """The arguments of :class:`MobileNetV4` that tell its variants apart."""
+
     table: BlockTable
     drop_rate: float
     drop_path_rate: float

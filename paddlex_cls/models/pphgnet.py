@@ -118,6 +118,8 @@ class PPHGNet(PooledClassifier):
 
 @dataclass(frozen=True)
 class PPHGNetArch:
+    """The arguments of :class:`PPHGNet` that tell its variants apart."""
+
     stem_channels: Tuple[int, int, int]
     stages: Tuple[StageSpec, StageSpec, StageSpec, StageSpec]
     layer_num: int

@@ -190,6 +190,8 @@ class PPHGNetV2(PooledClassifier):
 
 @dataclass(frozen=True)
 class PPHGNetV2Arch:
+    """The arguments of :class:`PPHGNetV2` that tell its variants apart."""
+
     stem_channels: Tuple[int, int, int]
     stages: Tuple[StageSpec, StageSpec, StageSpec, StageSpec]
     use_lab: bool

@@ -99,6 +99,8 @@ class PPLCNet(PooledClassifier):
 
 @dataclass(frozen=True)
 class PPLCNetArch:
+    """The arguments of :class:`PPLCNet` that tell its variants apart."""
+
     scale: float
 
 

@@ -188,6 +188,8 @@ class PPLCNetV2(PooledClassifier):
 
 @dataclass(frozen=True)
 class PPLCNetV2Arch:
+    """The arguments of :class:`PPLCNetV2` that tell its variants apart."""
+
     scale: float
     depths: Tuple[int, int, int, int]
     dropout_prob: float

@@ -136,6 +136,8 @@ class ResNet(PooledClassifier):
 
 @dataclass(frozen=True)
 class ResNetArch:
+    """The arguments of :class:`ResNet` that tell its variants apart."""
+
     depth: int
     vd: bool
 

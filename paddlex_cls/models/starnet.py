@@ -78,6 +78,8 @@ class StarNet(PooledClassifier):
 
 @dataclass(frozen=True)
 class StarNetArch:
+    """The arguments of :class:`StarNet` that tell its variants apart."""
+
     base_dim: int
     depths: Tuple[int, int, int, int]
     drop_path_rate: float

@@ -289,6 +289,8 @@ class SwinTransformer(nn.Layer):
 
 @dataclass(frozen=True)
 class SwinArch:
+    """The arguments of :class:`SwinTransformer` that tell its variants apart."""
+
     embed_dim: int
     depths: Tuple[int, int, int, int]
     num_heads: Tuple[int, int, int, int]
