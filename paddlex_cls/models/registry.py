@@ -111,8 +111,9 @@ class ModelEntry:
     def check_input_size(self, size: int) -> None:
         """Raise ModelError naming the model when its architecture cannot run at ``size`` x ``size`` inputs.
 
-        Called where the input size is decided (config time, and before every build that is given one), so a bad
-        ``Global.input_size`` fails with the model's name and the valid sizes instead of inside ``forward``.
+        :meth:`build` calls it whenever an input size is given (training, evaluation and export pass
+        ``Global.input_size``), and a mode may call it as soon as the config is resolved, so that a bad size fails
+        with the model's name and the valid sizes instead of inside ``forward``.
         """
         pre = self.preprocess
         fits = size == pre.input_size if pre.fixed_size else size >= pre.min_size and size % pre.size_multiple == 0
