@@ -52,7 +52,8 @@ def test_size_multiple():
     for size in (32, 48, 225):
         with pytest.raises(ModelError, match=f"Toy cannot run at input size {size}") as err:
             entry.build(num_classes=3, input_size=size)
-        assert err.value.hint == "use an input size that is a multiple of 32 and at least 64 (native: 224)"
+        assert err.value.hint == ("set -o Global.input_size to a multiple of 32 that is at least 64, or to null "
+                                  "for the native 224")
 
 
 def test_fixed_size():
@@ -61,7 +62,8 @@ def test_fixed_size():
     for size in (192, 256):
         with pytest.raises(ModelError, match=f"Toy cannot run at input size {size}") as err:
             entry.build(num_classes=3, input_size=size)
-        assert err.value.hint == "use an input size of 224 (the only size this model runs at)"
+        assert err.value.hint == ("set -o Global.input_size to 224 (the only size this model runs at), or to "
+                                  "null for the native 224")
 
 
 @pytest.mark.parametrize("name", smallest_per_family())

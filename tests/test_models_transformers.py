@@ -27,7 +27,7 @@ def test_dynamic_spatial_size_cannot_be_traced(net):
     net.eval()
     spec = [paddle.static.InputSpec([None, 3, None, None], "float32", "x")]
     with pytest.raises(ModelError, match="dynamic spatial input size"):
-        paddle.jit.to_static(net, input_spec=spec, full_graph=True).forward.concrete_program
+        _ = paddle.jit.to_static(net, input_spec=spec, full_graph=True).forward.concrete_program  # traces
 
 
 @pytest.mark.parametrize("height, width, window", [(14, 14, 7), (7, 7, 7), (24, 12, 12)])

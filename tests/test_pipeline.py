@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from paddlex_cls import create_pipeline
+from paddlex_cls.engine.exporter import ExportSpec, export_model
 from paddlex_cls.errors import ConfigError, DatasetError, WeightsError
 from paddlex_cls.models import get_entry
-from paddlex_cls.engine.exporter import ExportSpec, export_model
 
 from .conftest import ROOT, make_dataset
 

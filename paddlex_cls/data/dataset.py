@@ -8,8 +8,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import DatasetError
+from ..preprocess.image_io import load_image
 from .annotations import LABEL_FILE, SPLIT_FILES, Sample, parse_dataset
-from .transforms import load_rgb
 
 
 class ImageReadError(DatasetError):
@@ -58,7 +58,7 @@ class ClsDataset:
             random.seed(item_seed)
             np.random.seed(item_seed)
         try:
-            img = load_rgb(s.path)
+            img = load_image(s.path)
         except Exception:  # PIL raises many types for a broken file; check_batch reports it
             return np.zeros((3, self.image_size, self.image_size), np.float32), np.asarray(-1 - idx, dtype=np.int64)
         return self.transform(img), np.asarray(s.label, dtype=np.int64)
@@ -69,7 +69,7 @@ class ClsDataset:
         if bad.size:
             s = self.samples[int(-1 - bad.flat[0])]
             try:
-                load_rgb(s.path)
+                load_image(s.path)
                 why = "read failed"
             except Exception as e:  # noqa: BLE001  re-read in this process to name the real cause
                 why = f"{type(e).__name__}: {e}"

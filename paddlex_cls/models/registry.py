@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import ModelError
+from ..hub.official import OFFICIAL_URL
 from ..preprocess.spec import Preprocess
-
-OFFICIAL_URL = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/{name}_pretrained.pdparams"
 
 
 @dataclass(frozen=True)
@@ -118,18 +117,19 @@ class ModelEntry:
         pre = self.preprocess
         fits = size == pre.input_size if pre.fixed_size else size >= pre.min_size and size % pre.size_multiple == 0
         if not fits:
-            raise ModelError(f"{self.name} cannot run at input size {size}", f"use {self.valid_input_sizes()}")
+            raise ModelError(f"{self.name} cannot run at input size {size}",
+                             f"set -o Global.input_size to {self.valid_input_sizes()}, or to null for the native "
+                             f"{pre.input_size}")
 
     def valid_input_sizes(self) -> str:
         """The input sizes the architecture runs at, in words (for error hints and docs)."""
         pre = self.preprocess
         if pre.fixed_size:
-            return f"an input size of {pre.input_size} (the only size this model runs at)"
+            return f"{pre.input_size} (the only size this model runs at)"
         if pre.size_multiple > 1:
             smallest = -(-pre.min_size // pre.size_multiple) * pre.size_multiple
-            return (f"an input size that is a multiple of {pre.size_multiple} and at least {smallest} "
-                    f"(native: {pre.input_size})")
-        return f"an input size of at least {pre.min_size} (native: {pre.input_size})"
+            return f"a multiple of {pre.size_multiple} that is at least {smallest}"
+        return f"at least {pre.min_size}"
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}

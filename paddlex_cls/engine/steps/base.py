@@ -74,3 +74,4 @@ class TrainStep(abc.ABC):
 
     def close(self) -> None:
         """Release what the engine holds (programs, scopes, threads). Called once at the end of a run."""
+        return None

@@ -1,0 +1,24 @@
+"""The training loss, written with ops that run in dygraph and in static programs alike."""
+from __future__ import annotations
+
+from typing import Optional
+
+import paddle
+import paddle.nn.functional as F
+
+
+def classification_loss(logits: paddle.Tensor, labels: paddle.Tensor, num_classes: int, label_smoothing: float = 0.0,
+                        targets: Optional[paddle.Tensor] = None) -> paddle.Tensor:
+    """Mean cross entropy against hard labels, soft targets (mixup/cutmix), or either smoothed by ``label_smoothing``.
+
+    Args:
+        logits: [N, C] scores.
+        labels: [N] or [N, 1] int64 class ids (used when ``targets`` is None).
+        targets: [N, C] soft targets summing to 1 per row.
+    """
+    if targets is None and not label_smoothing:
+        return F.cross_entropy(logits, labels.reshape([-1, 1]))
+    target = targets if targets is not None else F.one_hot(labels.reshape([-1]), num_classes)
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / num_classes
+    return (-target * F.log_softmax(logits, axis=-1)).sum(axis=-1).mean()
