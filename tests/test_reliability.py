@@ -256,3 +256,23 @@ def test_a_mismatched_checkpoint_is_refused_on_resume():
         check_optimizer_state(net, {f"{weight}_velocity_0": np.zeros([8, 3])})
     with pytest.raises(WeightsError, match="does not belong to this model"):
         check_optimizer_state(net, {"conv2d_99.w_0_velocity_0": np.zeros([8, 3])})
+
+
+def test_weights_of_another_model_are_refused_unless_asked():
+    """Only the classifier head may be re-initialised (19.3); other mismatches are errors or an explicit opt-in."""
+    import numpy as np
+
+    from paddlex_cls.engine.checkpoint import merge_weights
+    from paddlex_cls.errors import WeightsError
+
+    own = {"conv.weight": np.zeros((8, 3, 3, 3)), "fc.weight": np.zeros((8, 10)), "fc.bias": np.zeros(10)}
+    other_head = {"conv.weight": np.ones((8, 3, 3, 3)), "fc.weight": np.ones((8, 1000)), "fc.bias": np.ones(1000)}
+    merged = merge_weights(own, other_head, "w.pdparams", head="fc")
+    assert merged["conv.weight"].sum() == 8 * 27 and merged["fc.bias"].shape == (10,) and merged["fc.bias"].sum() == 0
+    narrower = {"conv.weight": np.ones((4, 3, 3, 3)), "fc.weight": np.ones((4, 10)), "fc.bias": np.ones(10)}
+    with pytest.raises(WeightsError, match=r"does not fit this model: 1 key\(s\) outside the classifier head"):
+        merge_weights(own, narrower, "w.pdparams", head="fc")
+    kept = merge_weights(own, narrower, "w.pdparams", head="fc", allow_mismatch=True)
+    assert kept["conv.weight"].sum() == 0 and kept["fc.bias"].sum() == 10
+    with pytest.raises(WeightsError, match="does not fit"):  # evaluation/export: not even the head may differ
+        merge_weights(own, other_head, "w.pdparams")

@@ -103,6 +103,8 @@ SCHEMA: Dict[str, Any] = {
         "batch_size": _f("int", 64, "batch size per card/process", ge=1),
         "learning_rate": _f("float", 0.1, "base learning rate", gt=0),
         "pretrain_weight_path": _f("str", None, "local .pdparams or URL to start from; null = from scratch"),
+        "pretrain_allow_mismatch": _f("bool", False, "(ours) load pretrain_weight_path even when layers other than "
+                                      "the classifier head are missing or mis-shaped (they start from scratch)"),
         "warmup_steps": _f("int", 5, "linear warmup length in EPOCHS (PaddleX's name)", ge=0),
         "resume_path": _f("str", None, "a checkpoint's .pdparams to resume from"),
         "log_interval": _f("int", 1, "log every N iterations", ge=1),

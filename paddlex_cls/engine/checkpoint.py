@@ -173,31 +173,43 @@ def fetch(path_or_url: str, key: str) -> str:
     return cached_download(path_or_url, verify=state_dict_verifier(), what="weights")
 
 
-def merge_weights(own: Dict[str, Any], loaded: Dict[str, Any], source: str) -> Dict[str, Any]:
-    """``own`` (a model's state dict) with every tensor of ``loaded`` whose key and shape match it.
+def merge_weights(own: Dict[str, Any], loaded: Dict[str, Any], source: str, head: Optional[str] = None,
+                  allow_mismatch: bool = False) -> Dict[str, Any]:
+    """``own`` (a model's state dict) with the tensors of ``loaded``, which must fit it.
 
-    Shape-mismatched keys (a classifier head for another number of classes) keep their fresh initialisation;
-    missing and unexpected keys are reported.
+    Only the classifier head (keys under ``head``; pretrained weights for another number of classes) may keep its
+    fresh initialisation, and that is said once. Any other missing, unexpected or mis-shaped key is an error (the
+    weights belong to another model) unless ``allow_mismatch``, which keeps those layers freshly initialised too.
+
+    Raises:
+        WeightsError: the weights do not fit (exit 5); the message names the first few keys.
     """
+    in_head = (lambda k: k.startswith(head + ".")) if head else (lambda k: False)
     mismatched = [k for k, v in loaded.items() if k in own and list(np.shape(v)) != list(np.shape(own[k]))]
-    usable = {k: v for k, v in loaded.items() if k in own and k not in mismatched}
     missing = [k for k in own if k not in loaded]
     unexpected = [k for k in loaded if k not in own]
-    if mismatched:
-        logger.info("%s: re-initialised %d tensor(s) whose shape differs (classifier head for %s classes): %s",
-                    source, len(mismatched), np.shape(own[mismatched[-1]])[-1], ", ".join(mismatched))
-    if missing:
-        logger.warning("%s: %d key(s) of the model are not in the weights (left initialised): %s", source,
-                       len(missing), ", ".join(missing[:20]))
-    if unexpected:
-        logger.warning("%s: %d key(s) in the weights are not in the model (ignored): %s", source, len(unexpected),
-                       ", ".join(unexpected[:20]))
+    usable = {k: v for k, v in loaded.items() if k in own and k not in mismatched}
+    head_keys = [k for k in mismatched + missing if in_head(k)]
+    foreign = [k for k in mismatched + missing + unexpected if not in_head(k)]
+    if foreign and not allow_mismatch:
+        raise WeightsError(f"{source} does not fit this model: {len(foreign)} key(s) outside the classifier head are "
+                           f"missing, extra or mis-shaped (e.g. {', '.join(foreign[:4])})",
+                           "check that the weights belong to Global.model; to start those layers from scratch "
+                           "anyway, set -o Train.pretrain_allow_mismatch=true")
     if not usable:
         raise WeightsError(f"{source} shares no tensor with the model", "check that the weights belong to "
                            "Global.model")
+    if head_keys:
+        logger.info("%s: re-initialised %d tensor(s) of the classifier head for %s classes (the weights have "
+                    "another class count): %s", source, len(head_keys), np.shape(own[head_keys[-1]])[-1],
+                    ", ".join(head_keys))
+    if foreign:
+        logger.warning("%s: %d key(s) outside the classifier head keep their fresh initialisation "
+                       "(Train.pretrain_allow_mismatch): %s", source, len(foreign), ", ".join(foreign[:20]))
     return {**own, **usable}
 
 
 def load_weights(model, state: Dict[str, Any], source: str) -> None:
-    """Load a state dict into a Layer through ``merge_weights``."""
+    """Load weights into a Layer for evaluation or export: every key must fit, the head included (a random head
+    must never be evaluated or exported)."""
     model.set_state_dict(merge_weights(model.state_dict(), state, source))
