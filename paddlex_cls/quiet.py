@@ -2,6 +2,8 @@
 
 - "No ccache found": a UserWarning of ``paddle.utils.cpp_extension`` printed by every ``import paddle`` (it concerns
   compiling C++ extensions, which paddlex_cls never does).
+- "When training, we now always track global mean and variance.": a UserWarning of Paddle's BatchNorm on the first
+  training step of every run (informational; nothing to act on).
 - "Paddle static graph(PIR) not support input out tensor for now!!!!!": a C++ glog line printed while a model with
   BatchNorm is traced for export; the export is correct. It is written to file descriptor 2 by C++, so the filter
   reads that descriptor through a pipe while the export runs and forwards every other line unchanged.
@@ -16,12 +18,14 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 CCACHE_WARNING = r"No ccache found"
+BATCHNORM_WARNING = r"When training, we now always track global mean and variance"
 PIR_OUT_TENSOR_LINE = "Paddle static graph(PIR) not support input out tensor for now"
 
 
 def silence_import_warnings() -> None:
-    """Ignore the ccache warning (only it); called before paddle is imported."""
-    warnings.filterwarnings("ignore", message=CCACHE_WARNING, category=UserWarning)
+    """Ignore these two UserWarnings (only them); called before paddle is imported."""
+    for message in (CCACHE_WARNING, BATCHNORM_WARNING):
+        warnings.filterwarnings("ignore", message=message, category=UserWarning)
 
 
 @contextmanager

@@ -22,6 +22,16 @@ class Runtime:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (e.g. the early-stopping decision, taken where evaluation runs)."""
+        if self.world_size == 1:
+            return flag
+        import paddle
+
+        value = paddle.to_tensor([1 if flag else 0], dtype="int32")
+        paddle.distributed.broadcast(value, src=0)
+        return bool(value.item())
+
     def barrier(self) -> None:
         """Wait for every rank (no-op in a single process, where collectives are not initialised)."""
         if self.world_size > 1:

@@ -43,7 +43,8 @@ def test_train_output_tree(trained):
         assert (out / rel).is_file(), rel
     assert list(out.glob("vdlrecords.*.log"))
     assert [p.name for p in out.glob(".*")] == [".paddlex_cls.lock"]  # no temp folders left behind
-    assert "ccache" not in proc.stderr and "not support input out tensor" not in proc.stderr  # harmless noise
+    for noise in ("ccache", "not support input out tensor", "always track global mean"):  # harmless Paddle noise
+        assert noise not in proc.stderr
     res = json.loads((out / "train_result.json").read_text())
     assert res["done_flag"] is True and res["model_name"] == MODEL
     assert set(res["models"]) == {"last_1", "last_2", "best"}

@@ -127,6 +127,17 @@ SCHEMA: Dict[str, Any] = {
         "amp": _f("str", "O0", "(ours) mixed precision level O0 | O1 | O2 (GPU only)", choices=("O0", "O1", "O2")),
         "num_workers": _f("int", 2, "(ours) data loader worker processes", ge=0),
         "use_shared_memory": _f("bool", False, "(ours) shared memory in the data loader"),
+        "class_weights": _f("any", None, "(ours) loss weight per class: null (none), auto (inverse class frequency "
+                            "in train.txt, mean 1 per sample) or a list of num_classes numbers"),
+        "sampler": _f("str", "random", "(ours) random: each image once per epoch; balanced: each class drawn equally "
+                      "often (seeded, as many draws as images)", choices=("random", "balanced")),
+        "patience": _f("int", 0, "(ours) stop after this many epochs without a better val top-1 (0 = off)", ge=0),
+        "accum_steps": _f("int", 1, "(ours) batches per optimizer step (gradient accumulation); the LR schedule, "
+                          "EMA, logs and resume count optimizer steps", ge=1),
+        "freeze_backbone": _f("int", 0, "(ours) epochs at the start during which only the classifier head trains "
+                              "(backbone weights and BatchNorm statistics stay as loaded); 0 = off", ge=0),
+        "backbone_lr_scale": _f("float", 1.0, "(ours) learning-rate multiplier of everything but the classifier "
+                                "head (e.g. 0.1 to fine-tune gently)", gt=0),
     },
     "Evaluate": {
         "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to evaluate; null = the "

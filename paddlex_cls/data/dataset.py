@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..preprocess.image_io import load_image
-from .annotations import LABEL_FILE, SPLIT_FILES, Sample, parse_dataset
+from .annotations import LABEL_FILE, SPLIT_FILES, SplitSamples, parse_dataset
 
 
 class ImageReadError(DatasetError):
@@ -34,7 +34,7 @@ class ClsDataset:
         self.root = ann.root
         self.split = split
         self.labels: Dict[int, str] = ann.labels
-        self.samples: List[Sample] = ann.splits[split]
+        self.samples: SplitSamples = ann.splits[split]
         self.transform = transform
         self.seed = seed
         self.epoch = 0
@@ -43,6 +43,10 @@ class ClsDataset:
     def set_epoch(self, epoch: int) -> None:
         """Random augmentation of item i in epoch e depends on (seed, e, i) only: workers and resume agree."""
         self.epoch = epoch
+
+    def labels_array(self) -> np.ndarray:
+        """The class id of every sample, in order."""
+        return np.asarray(self.samples.labels, dtype=np.int64)
 
     @property
     def num_classes(self) -> int:

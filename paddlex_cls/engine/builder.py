@@ -1,8 +1,10 @@
 """Assembling a training run from the resolved config: model entry, recipe, data, engine and loop."""
 from __future__ import annotations
 
+import math
 from typing import Any, Dict
 
+from ..data.class_balance import resolve_class_weights
 from ..errors import WeightsError
 from ..log import logger
 from ..models import get_entry
@@ -32,15 +34,19 @@ def build_training(cfg: Dict[str, Any], rt: Runtime) -> TrainLoop:
     if rt.world_size > 1:
         paddle.distributed.init_parallel_env()
     data = build_train_data(cfg, entry, recipe, rt)
-    iters = len(data.train_loader)
+    steps = math.ceil(len(data.train_loader) / t["accum_steps"])  # optimizer steps per epoch
+    class_weights = resolve_class_weights(t["class_weights"], t["num_classes"], data.class_counts)
+    if class_weights is not None:
+        logger.info("class weights: %s", ", ".join(f"{n}={w:.3g}" for n, w in zip(data.labels, class_weights)))
     paddle.seed(g["seed"])
     spec = StepSpec(
         model_factory=lambda: entry.build(num_classes=t["num_classes"], input_size=g["input_size"]),
         recipe=recipe,
-        scheduler_factory=lambda: build_scheduler(t["learning_rate"], t["epochs_iters"], iters, t["warmup_steps"]),
+        scheduler_factory=lambda: build_scheduler(t["learning_rate"], t["epochs_iters"], steps, t["warmup_steps"]),
         num_classes=t["num_classes"], batch_size=t["batch_size"], image_size=g["input_size"] or
         entry.preprocess.input_size, seed=g["seed"], device=rt.device, world_size=rt.world_size,
-        amp_level=_amp_level(t["amp"], rt), dy2st=t["dy2st"])
+        amp_level=_amp_level(t["amp"], rt), dy2st=t["dy2st"], head=entry.head, class_weights=class_weights,
+        backbone_lr_scale=t["backbone_lr_scale"], freeze_epochs=t["freeze_backbone"])
     step = build_step("dygraph", spec)
     loop = TrainLoop(cfg, rt, entry, recipe, data, step)
     if t["resume_path"]:

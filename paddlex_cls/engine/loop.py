@@ -12,7 +12,7 @@ import math
 import os
 import random
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluator import EvalMetrics, evaluate
 from .exporter import ExportSpec, export_model
 from .steps import EngineState, TrainStep
+from .steps.base import Batch
 from .train_data import TrainData
 from .train_outputs import newest_saved_epochs, plot_training_curves, write_train_result
 
@@ -53,6 +54,9 @@ class TrainLoop:
         self.seed = cfg["Global"]["seed"]
         self.epochs = t["epochs_iters"]
         self.num_classes = t["num_classes"]
+        self.accum_steps = t["accum_steps"]
+        self.steps_per_epoch = math.ceil(len(data.train_loader) / self.accum_steps)
+        self.stopped_early: Optional[Dict[str, int]] = None
         self.start_epoch, self.best_metric, self.best_epoch = 1, -1.0, 0
         self.history: List[Dict[str, float]] = []
         self.epoch_scores: Dict[int, Optional[float]] = {}
@@ -91,34 +95,49 @@ class TrainLoop:
             logger.info("the learning-rate schedule now spans %d epochs (the checkpoint's run planned %d); it "
                         "continues from the restored step", self.epochs, planned)
 
-    def train_epoch(self, epoch: int) -> Dict[str, float]:
-        seed_everything(self.seed + epoch)
-        loader = self.data.train_loader
-        self.data.train_ds.set_epoch(epoch)
-        loader.batch_sampler.set_epoch(epoch)
+    def _groups(self, epoch: int) -> Iterator[Tuple[List[Batch], float]]:
+        """The epoch's batches in groups of ``Train.accum_steps`` (one optimizer step each), checked and mixed,
+        with the time spent waiting for data."""
         mix_rng = np.random.default_rng(self.seed * 7919 + epoch)
         mixing = any(a in self.recipe.augment for a in ("mixup", "cutmix"))
-        iters, log_every = len(loader), self.cfg["Train"]["log_interval"]
-        loss_sum = top1_sum = 0.0
-        seen = 0
-        epoch_start = tic = time.time()
-        for it, (images, labels) in enumerate(loader, 1):
-            reader_cost = time.time() - tic
+        group: List[Batch] = []
+        waited, tic = 0.0, time.time()
+        for images, labels in self.data.train_loader:
+            waited += time.time() - tic
             images, labels = np.asarray(images), np.asarray(labels).reshape(-1).astype(np.int64)
             self.data.train_ds.check_batch(labels)
             targets = None
             if mixing:
                 images, targets = mix_batch(images, labels, self.num_classes, self.recipe.augment, mix_rng)
+            group.append((images, labels, targets))
+            if len(group) == self.accum_steps:
+                yield group, waited
+                group, waited = [], 0.0
+            tic = time.time()
+        if group:
+            yield group, waited
+
+    def train_epoch(self, epoch: int) -> Dict[str, float]:
+        seed_everything(self.seed + epoch)
+        self.data.train_ds.set_epoch(epoch)
+        self.data.train_loader.batch_sampler.set_epoch(epoch)
+        self.step.set_backbone_frozen(epoch <= self.cfg["Train"]["freeze_backbone"])
+        iters, log_every = self.steps_per_epoch, self.cfg["Train"]["log_interval"]
+        loss_sum = top1_sum = 0.0
+        seen = 0
+        epoch_start = tic = time.time()
+        for it, (group, reader_cost) in enumerate(self._groups(epoch), 1):
             lr = self.step.lr
-            result = self.step.train_batch(images, labels, targets)
+            result = self.step.train_group(group)
             if not math.isfinite(result.loss):
                 raise RuntimeFailure(f"training diverged at epoch {epoch}, iteration {it}/{iters}: the loss is "
                                      f"{result.loss} (learning rate {lr:.6g})", "lower Train.learning_rate or set "
                                      "Train.grad_clip (e.g. 5.0); checkpoints saved so far hold finite weights")
-            loss_sum, top1_sum, seen = loss_sum + result.loss, top1_sum + result.top1, seen + len(labels)
+            samples = sum(len(b[1]) for b in group)
+            loss_sum, top1_sum, seen = loss_sum + result.loss, top1_sum + result.top1, seen + samples
             batch_cost = time.time() - tic
             if it % log_every == 0 or it == iters:
-                self._log_iter(epoch, it, iters, lr, result.loss, result.top1, batch_cost, reader_cost, len(labels))
+                self._log_iter(epoch, it, iters, lr, result.loss, result.top1, batch_cost, reader_cost, samples)
             tic = time.time()
         n = max(1, iters)
         elapsed = time.time() - epoch_start
@@ -160,8 +179,20 @@ class TrainLoop:
             self.history.append(record)
             if self.rt.is_main:
                 self._end_epoch(epoch, metric)
+            if self.rt.agree(self.rt.is_main and self._out_of_patience(epoch, metric)):
+                break
             self.rt.barrier()
         return self._finish() if self.rt.is_main else None
+
+    def _out_of_patience(self, epoch: int, metric: Optional[float]) -> bool:
+        """``Train.patience`` epochs since the best val top-1: stop (best_model is exported as usual)."""
+        patience = self.cfg["Train"]["patience"]
+        if not patience or metric is None or epoch - self.best_epoch < patience or epoch == self.epochs:
+            return False
+        self.stopped_early = {"epoch": epoch, "best_epoch": self.best_epoch, "patience": patience}
+        logger.info("early stopping at epoch %d: no better val top1 for %d epochs (best %.5f at epoch %d)", epoch,
+                    epoch - self.best_epoch, self.best_metric, self.best_epoch)
+        return True
 
     def _states(self, epoch: int, metric: Optional[float]) -> Dict[str, Any]:
         return {"metric": metric, "epoch": epoch, "epochs": self.epochs, "best_metric": self.best_metric,
@@ -202,4 +233,6 @@ class TrainLoop:
             self.vdl.close()
         logger.info("training done: best top1 %.5f at epoch %d; outputs in %s", self.best_metric, self.best_epoch,
                     self.out)
-        return write_train_result(self.out, self.entry.name, self.epoch_scores, self.best_metric, done=True)
+        extra = {"early_stop": self.stopped_early} if self.stopped_early else {}
+        return write_train_result(self.out, self.entry.name, self.epoch_scores, self.best_metric, done=True,
+                                  extra=extra)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List, Set, Tuple
 
 import paddle
 
@@ -84,11 +84,28 @@ def _apply_layer_decay(model: paddle.nn.Layer, decay: float) -> None:
         p.optimize_attr["learning_rate"] = decay ** (num_layers + 1 - layer_id_of(name))
 
 
-def build_optimizer(model: paddle.nn.Layer, recipe: Recipe, scheduler) -> paddle.optimizer.Optimizer:
+def is_head(name: str, head: str) -> bool:
+    """Whether the structured parameter name belongs to the classifier head ``head`` (a state-dict prefix)."""
+    return bool(head) and (name == head or name.startswith(head + "."))
+
+
+def _scale_backbone_lr(model: paddle.nn.Layer, head: str, scale: float) -> None:
+    """Multiply the LR of every parameter outside the classifier head (on top of layer decay)."""
+    for name, p in model.named_parameters():
+        if not is_head(name, head):
+            p.optimize_attr["learning_rate"] = p.optimize_attr.get("learning_rate", 1.0) * scale
+
+
+def build_optimizer(model: paddle.nn.Layer, recipe: Recipe, scheduler, head: str = "",
+                    backbone_lr_scale: float = 1.0) -> paddle.optimizer.Optimizer:
+    """The recipe's optimizer over the model's trainable parameters (weight-decay groups, clipping, layer decay,
+    and ``backbone_lr_scale`` on everything outside the classifier ``head``)."""
     params = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
     clip = paddle.nn.ClipGradByGlobalNorm(recipe.grad_clip) if recipe.grad_clip else None
     if recipe.layer_decay:
         _apply_layer_decay(model, recipe.layer_decay)
+    if backbone_lr_scale != 1.0:
+        _scale_backbone_lr(model, head, backbone_lr_scale)
     no_decay = no_decay_names(model, recipe)
     if recipe.optimizer == "adamw":
         skip = {p.name for n, p in params if n in no_decay}
@@ -97,8 +114,11 @@ def build_optimizer(model: paddle.nn.Layer, recipe: Recipe, scheduler) -> paddle
                                       apply_decay_param_fun=lambda pname: pname not in skip)
     if recipe.optimizer != "momentum":
         raise ConfigError(f"unknown optimizer {recipe.optimizer!r}", "use -o Train.optimizer=momentum or adamw")
-    groups: List[Dict[str, Any]] = [{"params": [p for n, p in params if n not in no_decay]},
-                                    {"params": [p for n, p in params if n in no_decay], "weight_decay": 0.0}]
-    groups = [g for g in groups if g["params"]]
+    # Paddle's param groups reset each parameter's LR multiplier to the group's: one group per (decay, multiplier).
+    grouped: Dict[Tuple[bool, float], List[Any]] = {}
+    for n, p in params:
+        grouped.setdefault((n in no_decay, p.optimize_attr.get("learning_rate", 1.0)), []).append(p)
+    groups: List[Dict[str, Any]] = [{"params": ps, "learning_rate": mult, **({"weight_decay": 0.0} if skip else {})}
+                                    for (skip, mult), ps in grouped.items()]
     return paddle.optimizer.Momentum(learning_rate=scheduler, momentum=0.9, parameters=groups,
                                      weight_decay=paddle.regularizer.L2Decay(recipe.weight_decay), grad_clip=clip)

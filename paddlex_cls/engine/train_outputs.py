@@ -36,8 +36,10 @@ def newest_saved_epochs(out_dir: str, epochs, count: int = 5) -> List[int]:
 
 
 def write_train_result(out_dir: str, model_name: str, epoch_scores: Dict[int, Optional[float]],
-                       best_score: Optional[float], done: bool) -> Dict[str, Any]:
-    """train_result.json per the PaddleX contract: last_1..last_5 are the newest saved epochs."""
+                       best_score: Optional[float], done: bool, extra: Optional[Dict[str, Any]] = None
+                       ) -> Dict[str, Any]:
+    """train_result.json per the PaddleX contract: last_1..last_5 are the newest saved epochs; ``extra`` adds keys
+    of ours (e.g. ``early_stop``)."""
     models = {f"last_{i}": model_entry(out_dir, f"epoch_{e}", epoch_scores[e])
               for i, e in enumerate(newest_saved_epochs(out_dir, epoch_scores), 1)}
     if os.path.isdir(os.path.join(out_dir, "best_model")):
@@ -51,6 +53,7 @@ def write_train_result(out_dir: str, model_name: str, epoch_scores: Dict[int, Op
         "config": "config.yaml",
         "models": models,
         "done_flag": done,
+        **(extra or {}),
     }
     atomic_write_json(os.path.join(out_dir, "train_result.json"), result)
     return result

@@ -11,6 +11,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 from ..data.annotations import parse_dataset
+from ..data.class_balance import class_counts, resolve_class_weights
 from ..distributed_env import is_worker
 from ..engine.run_dir import claim_output
 from ..errors import ConfigError, RuntimeFailure
@@ -34,6 +35,11 @@ def resolve_train(cfg: Dict[str, Any], overridden: frozenset) -> None:
     if ann.num_classes != t["num_classes"]:
         raise ConfigError(f"Train.num_classes={t['num_classes']} but {ann.root}/label.txt lists {ann.num_classes} "
                           "classes", f"set -o Train.num_classes={ann.num_classes}")
+    resolve_class_weights(t["class_weights"], t["num_classes"], class_counts(ann.splits["train"].labels,
+                                                                             t["num_classes"]))
+    if t["freeze_backbone"] >= t["epochs_iters"]:
+        logger.warning("Train.freeze_backbone=%d >= Train.epochs_iters=%d: only the classifier head trains in this "
+                       "run", t["freeze_backbone"], t["epochs_iters"])
     cfg["Evaluate"]["batch_size"] = cfg["Evaluate"]["batch_size"] or t["batch_size"]
     if not is_worker():  # the launcher's parent claimed the output for its workers
         claim_output(g["output"], g["dataset_dir"], t["resume_path"])
