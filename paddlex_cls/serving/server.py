@@ -1,0 +1,128 @@
+"""Starting and stopping the service: load the model, listen, serve with uvicorn until SIGTERM or SIGINT.
+
+On a signal the server stops accepting connections, finishes the requests in progress (each is bounded by the URL
+timeout and inference), closes the inference thread and returns, so the process exits 0. A second SIGINT forces the
+exit (uvicorn's rule).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from typing import Any, Dict, Optional
+
+from ..errors import ConfigError, NotBuiltError
+from ..log import logger
+from ..runtime import available_cores
+from .settings import ServeSettings
+
+INSTALL_HINT = 'pip install -e ".[serving]" in a clone of paddlex_cls, or pip install "paddlex_cls[serving]"'
+
+
+def require_serving_packages() -> None:
+    """Raise NotBuiltError (exit code 7) naming the install command when FastAPI or uvicorn is missing."""
+    missing = []
+    for name in ("fastapi", "uvicorn"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise NotBuiltError(f"serving needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                            "not installed", INSTALL_HINT)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: a free one); ConfigError when it cannot be had."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}",
+                          "choose another --port (or --host), or stop what is using it") from None
+
+
+def _route_uvicorn_logs() -> None:
+    # uvicorn's own warnings and errors (bad HTTP, exceptions) go to our log; its INFO chatter is left out
+    ours = logging.getLogger("paddlex_cls")
+    uv = logging.getLogger("uvicorn")
+    uv.handlers = list(ours.handlers)
+    uv.setLevel(logging.WARNING)
+    uv.propagate = False
+
+
+def load_predictor(config: Dict[str, Any], device: str, settings: ServeSettings):
+    """The pipeline's exported model as a Predictor; the pipeline's topk is its default."""
+    from ..inference.predictor import Predictor
+    from ..pipeline import MODULE_KEY
+
+    module = config["SubModules"][MODULE_KEY]
+    predictor = Predictor(module["model_dir"], device=device, run_mode=settings.run_mode,
+                          batch_size=settings.max_batch, topk=module.get("topk"),
+                          num_threads=settings.infer_threads or available_cores())
+    exported = predictor.info.model_name
+    if module.get("model_name") and exported and module["model_name"] != exported:
+        logger.warning("model_name=%s but %s was exported from %s", module["model_name"], module["model_dir"],
+                       exported)
+    return predictor
+
+
+def build_service(predictor, settings: ServeSettings):
+    """The classification service over ``predictor``, its inference thread warmed up."""
+    import numpy as np
+
+    from .batcher import InferenceBatcher
+    from .service import ClassificationService
+
+    shape = predictor.transform(np.zeros((256, 256, 3), np.uint8)).shape
+    batcher = InferenceBatcher(predictor.run_batch, settings.max_batch, warmup_shapes=[shape])
+    batcher.wait_ready()
+    return ClassificationService(predictor.transform, batcher, predictor.labels, predictor.topk, settings,
+                                 settings.decode_threads or available_cores())
+
+
+def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings) -> None:
+    """Serve the pipeline ``config`` until SIGTERM/SIGINT; returns after a graceful shutdown.
+
+    Args:
+        config: a loaded pipeline config (``load_pipeline_config``), model_dir set.
+        device: ``cpu`` (default), ``gpu:0``...
+        settings: host, port and limits.
+    """
+    require_serving_packages()
+    import uvicorn
+
+    from .app import create_app, wrap
+    from .protocol import HEALTH_PATH, INFER_PATH
+
+    device = device or "cpu"
+    predictor = load_predictor(config, device, settings)
+    service = build_service(predictor, settings)
+    sock = listen(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    server = uvicorn.Server(uvicorn.Config(wrap(create_app(service), service), log_config=None, access_log=False,
+                                           lifespan="on"))
+    _route_uvicorn_logs()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        # uvicorn takes over these signals while it runs and raises them again once it has shut down; this handler
+        # then makes the second delivery harmless (exit 0) and covers a signal that comes before uvicorn's takes over
+        if not server.should_exit:
+            logger.info("%s: finishing the requests in progress, then stopping", signal.Signals(signum).name)
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    s = settings
+    url_host = f"[{host}]" if ":" in host else host
+    logger.info("serving %s (%s) on %s, run_mode %s, at http://%s:%d  (POST %s, GET %s)",
+                predictor.info.model_name or "model", predictor.model_dir, device, s.run_mode, url_host, port,
+                INFER_PATH, HEALTH_PATH)
+    logger.info("limits: body %.4g MiB, %s pixels, %d requests at once, batches of up to %d, URL %.4g s / %.4g MiB",
+                s.max_body_mb, f"{s.max_pixels:,}", s.max_queue, s.max_batch, s.url_timeout, s.url_max_mb)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    logger.info("stopped")
