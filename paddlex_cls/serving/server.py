@@ -81,6 +81,19 @@ def build_service(predictor, settings: ServeSettings):
                                  settings.decode_threads or available_cores())
 
 
+def _uvicorn_server(app: Any) -> Any:
+    """A uvicorn server for ``app`` that logs the first stop signal (uvicorn itself says nothing at INFO here)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not self.should_exit:
+                logger.info("%s: finishing the requests in progress, then stopping", signal.Signals(sig).name)
+            super().handle_exit(sig, frame)
+
+    return Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+
+
 def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings) -> None:
     """Serve the pipeline ``config`` until SIGTERM/SIGINT; returns after a graceful shutdown.
 
@@ -90,39 +103,43 @@ def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings
         settings: host, port and limits.
     """
     require_serving_packages()
-    import uvicorn
-
     from .app import create_app, wrap
     from .protocol import HEALTH_PATH, INFER_PATH
 
-    device = device or "cpu"
-    predictor = load_predictor(config, device, settings)
-    service = build_service(predictor, settings)
-    sock = listen(settings.host, settings.port)
-    host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(uvicorn.Config(wrap(create_app(service), service), log_config=None, access_log=False,
-                                           lifespan="on"))
-    _route_uvicorn_logs()
+    # uvicorn takes SIGINT/SIGTERM over while it runs and raises them again once it has shut down: this handler
+    # makes that second delivery harmless (exit 0), and a signal during start-up stops the service before it serves.
+    stop = {"asked": False, "server": None}
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        # uvicorn takes over these signals while it runs and raises them again once it has shut down; this handler
-        # then makes the second delivery harmless (exit 0) and covers a signal that comes before uvicorn's takes over
-        if not server.should_exit:
-            logger.info("%s: finishing the requests in progress, then stopping", signal.Signals(signum).name)
-        server.should_exit = True
+    def on_signal(_signum: int, _frame: Any) -> None:
+        stop["asked"] = True
+        if stop["server"] is not None:
+            stop["server"].should_exit = True
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    s = settings
-    url_host = f"[{host}]" if ":" in host else host
-    logger.info("serving %s (%s) on %s, run_mode %s, at http://%s:%d  (POST %s, GET %s)",
-                predictor.info.model_name or "model", predictor.model_dir, device, s.run_mode, url_host, port,
-                INFER_PATH, HEALTH_PATH)
-    logger.info("limits: body %.4g MiB, %s pixels, %d requests at once, batches of up to %d, URL %.4g s / %.4g MiB",
-                s.max_body_mb, f"{s.max_pixels:,}", s.max_queue, s.max_batch, s.url_timeout, s.url_max_mb)
+    # Pillow refuses headers above 2 x its own limit as "not an image"; every image here is checked against
+    # --max_pixels from its header before decoding, so its check only hides the size from the 413 answer
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
     try:
-        server.run(sockets=[sock])
+        device = device or "cpu"
+        predictor = load_predictor(config, device, settings)
+        service = build_service(predictor, settings)
+        sock = listen(settings.host, settings.port)
+        host, port = sock.getsockname()[:2]
+        stop["server"] = server = _uvicorn_server(wrap(create_app(service), service))
+        server.should_exit = stop["asked"]
+        _route_uvicorn_logs()
+        s = settings
+        logger.info("serving %s (%s) on %s, run_mode %s, at http://%s:%d  (POST %s, GET %s)",
+                    predictor.info.model_name or "model", predictor.model_dir, device, s.run_mode,
+                    f"[{host}]" if ":" in host else host, port, INFER_PATH, HEALTH_PATH)
+        logger.info("limits: body %.4g MiB, %s pixels, %d requests at once, batches of up to %d, URL %.4g s / "
+                    "%.4g MiB", s.max_body_mb, f"{s.max_pixels:,}", s.max_queue, s.max_batch, s.url_timeout,
+                    s.url_max_mb)
+        with sock:
+            server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        sock.close()
     logger.info("stopped")
