@@ -33,5 +33,5 @@ class AccessLog:
             await self.app(scope, receive, send_and_note)
         finally:
             level = logging.DEBUG if scope["path"] == HEALTH_PATH else logging.INFO
-            logger.log(level, "%s %s %d %.1f ms", scope["method"], scope["path"], status,
+            logger.log(level, "%s %s %d %.1f ms", scope["method"], scope["path"][:200], status,
                        (time.perf_counter() - start) * 1000)
