@@ -45,7 +45,16 @@ def write_pipeline_config(name: str, save_path: str) -> str:
     path = save_path if save_path.endswith((".yaml", ".yml")) else os.path.join(save_path, f"{name}.yaml")
     text = ("# General Image Classification pipeline (paddlex_cls). Set SubModules.ImageClassification.model_dir to\n"
             "# an exported inference folder, e.g. output/best_model/inference.\n")
-    atomic_write_text(path, text + yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False))
+    serving = ("# paddlex-cls --serve reads an optional section (PaddleX uses visualize, ignores the rest); defaults:\n"
+               "# Serving:\n"
+               "#   visualize: true        # return the labelled image unless a request says otherwise\n"
+               "#   max_body_mb: 20        # largest request body\n"
+               "#   max_pixels: 50000000   # largest image (width x height)\n"
+               "#   max_queue: 32          # requests inside the service at once; more get 503\n"
+               "#   max_batch: 8           # waiting requests inferred together\n"
+               "#   url_timeout: 10        # seconds to download an image URL\n"
+               "#   url_max_mb: 15         # largest image URL download\n")
+    atomic_write_text(path, text + yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False) + serving)
     return path
 
 

@@ -20,6 +20,7 @@ import time
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import List
 
 import numpy as np
@@ -354,3 +355,15 @@ def test_settings_from_yaml_and_cli():
         serve_settings({"Serving": {"visualize": "yes"}}, "p.yaml")
     with pytest.raises(ConfigError, match="unknown run_mode"):
         serve_settings({}, "p.yaml", {"run_mode": "fast"})
+
+
+def test_pipeline_config_documents_the_serving_defaults(tmp_path):
+    """The commented Serving section that --get_pipeline_config writes, uncommented, gives the real defaults."""
+    from paddlex_cls.pipeline import write_pipeline_config
+    from paddlex_cls.serving.settings import ServeSettings, serve_settings
+
+    text = Path(write_pipeline_config("image_classification", str(tmp_path))).read_text()
+    block = [line[2:] for line in text.splitlines() if line.startswith(("# Serving:", "#   "))]
+    section = yaml.safe_load("\n".join(block))
+    assert set(section["Serving"]) >= {"visualize", "max_body_mb", "max_pixels", "max_queue", "max_batch"}
+    assert serve_settings(section, "written config") == ServeSettings()
