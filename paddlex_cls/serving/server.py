@@ -120,10 +120,14 @@ def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings
     # makes that second delivery harmless (exit 0), and a signal during start-up stops the service before it serves.
     stop = {"asked": False, "server": None}
 
-    def on_signal(_signum: int, _frame: Any) -> None:
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop["server"] is None and not stop["asked"]:
+            logger.info("%s during start-up: stopping", signal.Signals(signum).name)
         stop["asked"] = True
         if stop["server"] is not None:
             stop["server"].should_exit = True
+
+    import paddle  # noqa: F401  on import it installs its own SIGTERM handler (a C++ stack dump): ours must come after
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     # Pillow refuses headers above 2 x its own limit as "not an image"; every image here is checked against
