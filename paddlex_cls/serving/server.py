@@ -6,10 +6,11 @@ exit (uvicorn's rule).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 from ..errors import ConfigError, NotBuiltError
 from ..log import logger
@@ -104,6 +105,52 @@ def _uvicorn_server(app: Any) -> Any:
     return Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
 
 
+class _StopSignals:
+    """SIGINT/SIGTERM handling around uvicorn's own.
+
+    uvicorn takes these signals over while it runs and raises them again once it has shut down: this handler makes
+    that second delivery harmless (exit 0), and a signal during start-up stops the service before it serves.
+    """
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.server: Any = None
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        if self.server is None and not self.asked:
+            logger.info("%s during start-up: stopping", signal.Signals(signum).name)
+        self.asked = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["_StopSignals"]:
+        # Paddle's import installs its own SIGTERM handler (a C++ stack dump, then abort): hold the signals back
+        # while it loads, then install ours; a signal that came meanwhile is delivered to ours
+        signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        try:
+            import paddle  # noqa: F401
+        finally:
+            previous = {sig: signal.signal(sig, self) for sig in signals}
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        try:
+            yield self
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _log_start(predictor: Any, device: str, host: str, port: int, s: ServeSettings) -> None:
+    from .protocol import HEALTH_PATH, INFER_PATH
+
+    logger.info("serving %s (%s) on %s, run_mode %s, at http://%s:%d  (POST %s, GET %s)",
+                predictor.info.model_name or "model", predictor.model_dir, device, s.run_mode,
+                f"[{host}]" if ":" in host else host, port, INFER_PATH, HEALTH_PATH)
+    logger.info("limits: body %.4g MiB, %s pixels, %d requests at once, batches of up to %d, URL %.4g s / %.4g MiB",
+                s.max_body_mb, f"{s.max_pixels:,}", s.max_queue, s.max_batch, s.url_timeout, s.url_max_mb)
+
+
 def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings) -> None:
     """Serve the pipeline ``config`` until SIGTERM/SIGINT; returns after a graceful shutdown.
 
@@ -113,47 +160,24 @@ def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings
         settings: host, port and limits.
     """
     require_serving_packages()
-    from .app import create_app, wrap
-    from .protocol import HEALTH_PATH, INFER_PATH
-
-    # uvicorn takes SIGINT/SIGTERM over while it runs and raises them again once it has shut down: this handler
-    # makes that second delivery harmless (exit 0), and a signal during start-up stops the service before it serves.
-    stop = {"asked": False, "server": None}
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if stop["server"] is None and not stop["asked"]:
-            logger.info("%s during start-up: stopping", signal.Signals(signum).name)
-        stop["asked"] = True
-        if stop["server"] is not None:
-            stop["server"].should_exit = True
-
-    import paddle  # noqa: F401  on import it installs its own SIGTERM handler (a C++ stack dump): ours must come after
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # Pillow refuses headers above 2 x its own limit as "not an image"; every image here is checked against
-    # --max_pixels from its header before decoding, so its check only hides the size from the 413 answer
     from PIL import Image
 
+    from .app import create_app, wrap
+
+    # Pillow refuses headers above 2 x its own limit as "not an image"; every image here is checked against
+    # --max_pixels from its header before decoding, so its check would only hide the size from the 413 answer
     Image.MAX_IMAGE_PIXELS = None
-    try:
-        device = device or "cpu"
+    device = device or "cpu"
+    with _StopSignals().installed() as stop:
         predictor = load_predictor(config, device, settings)
         service = build_service(predictor, settings)
-        sock = listen(settings.host, settings.port)
-        host, port = sock.getsockname()[:2]
-        stop["server"] = server = _uvicorn_server(wrap(create_app(service), service))
-        server.should_exit = stop["asked"]
-        _route_uvicorn_logs()
-        s = settings
-        logger.info("serving %s (%s) on %s, run_mode %s, at http://%s:%d  (POST %s, GET %s)",
-                    predictor.info.model_name or "model", predictor.model_dir, device, s.run_mode,
-                    f"[{host}]" if ":" in host else host, port, INFER_PATH, HEALTH_PATH)
-        logger.info("limits: body %.4g MiB, %s pixels, %d requests at once, batches of up to %d, URL %.4g s / "
-                    "%.4g MiB", s.max_body_mb, f"{s.max_pixels:,}", s.max_queue, s.max_batch, s.url_timeout,
-                    s.url_max_mb)
-        with sock:
-            server.run(sockets=[sock])
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if stop.asked:
+            service.close()
+        else:
+            with listen(settings.host, settings.port) as sock:
+                stop.server = server = _uvicorn_server(wrap(create_app(service), service))
+                server.should_exit = stop.asked  # a signal may have come since the check above
+                _route_uvicorn_logs()
+                _log_start(predictor, device, *sock.getsockname()[:2], settings)
+                server.run(sockets=[sock])
     logger.info("stopped")
