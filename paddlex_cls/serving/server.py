@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import socket
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ..errors import ConfigError, NotBuiltError
 from ..log import logger
@@ -62,8 +62,9 @@ def _route_uvicorn_logs() -> None:
     uv.propagate = False
 
 
-def load_predictor(config: Dict[str, Any], device: str, settings: ServeSettings):
-    """The pipeline's exported model as a Predictor; the pipeline's topk is its default."""
+def load_predictor(config: Dict[str, Any], device: str, settings: ServeSettings) -> Tuple[Any, str]:
+    """(the pipeline's exported model as a Predictor, its model name); the pipeline's topk is the default topk."""
+    from ..inference.model_dir import read_inference_yml
     from ..inference.predictor import Predictor
     from ..pipeline import MODULE_KEY
 
@@ -71,11 +72,11 @@ def load_predictor(config: Dict[str, Any], device: str, settings: ServeSettings)
     predictor = Predictor(module["model_dir"], device=device, run_mode=settings.run_mode,
                           batch_size=settings.max_batch, topk=module.get("topk"),
                           num_threads=settings.infer_threads or available_cores())
-    exported = predictor.info.model_name
+    exported = read_inference_yml(module["model_dir"]).model_name
     if module.get("model_name") and exported and module["model_name"] != exported:
         logger.warning("model_name=%s but %s was exported from %s", module["model_name"], module["model_dir"],
                        exported)
-    return predictor
+    return predictor, exported or module.get("model_name") or "model"
 
 
 def build_service(predictor, settings: ServeSettings):
@@ -141,12 +142,11 @@ class _StopSignals:
                 signal.signal(sig, handler)
 
 
-def _log_start(predictor: Any, device: str, host: str, port: int, s: ServeSettings) -> None:
+def _log_start(model: str, model_dir: str, device: str, host: str, port: int, s: ServeSettings) -> None:
     from .protocol import HEALTH_PATH, INFER_PATH
 
-    logger.info("serving %s (%s) on %s, run_mode %s, at http://%s:%d  (POST %s, GET %s)",
-                predictor.info.model_name or "model", predictor.model_dir, device, s.run_mode,
-                f"[{host}]" if ":" in host else host, port, INFER_PATH, HEALTH_PATH)
+    logger.info("serving %s (%s) on %s, run_mode %s, at http://%s:%d  (POST %s, GET %s)", model, model_dir, device,
+                s.run_mode, f"[{host}]" if ":" in host else host, port, INFER_PATH, HEALTH_PATH)
     logger.info("limits: body %.4g MiB, %s pixels, %d requests at once, batches of up to %d, URL %.4g s / %.4g MiB",
                 s.max_body_mb, f"{s.max_pixels:,}", s.max_queue, s.max_batch, s.url_timeout, s.url_max_mb)
 
@@ -162,6 +162,7 @@ def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings
     require_serving_packages()
     from PIL import Image
 
+    from ..pipeline import MODULE_KEY
     from .app import create_app, wrap
 
     # Pillow refuses headers above 2 x its own limit as "not an image"; every image here is checked against
@@ -169,7 +170,7 @@ def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings
     Image.MAX_IMAGE_PIXELS = None
     device = device or "cpu"
     with _StopSignals().installed() as stop:
-        predictor = load_predictor(config, device, settings)
+        predictor, model = load_predictor(config, device, settings)
         service = build_service(predictor, settings)
         if stop.asked:
             service.close()
@@ -178,6 +179,7 @@ def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings
                 stop.server = server = _uvicorn_server(wrap(create_app(service), service))
                 server.should_exit = stop.asked  # a signal may have come since the check above
                 _route_uvicorn_logs()
-                _log_start(predictor, device, *sock.getsockname()[:2], settings)
+                _log_start(model, config["SubModules"][MODULE_KEY]["model_dir"], device, *sock.getsockname()[:2],
+                           settings)
                 server.run(sockets=[sock])
     logger.info("stopped")
