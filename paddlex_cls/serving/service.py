@@ -45,30 +45,36 @@ class ClassificationService:
     async def _run(self, pool: ThreadPoolExecutor, func: Callable, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(func, *args))
 
-    def _bytes_and_input(self, image: str, data: Optional[bytes]):
-        """On a decoding thread: base64 (when not downloaded) -> bytes -> (RGB image, model input)."""
+    def _model_input(self, image: str, data: Optional[bytes], keep_image: bool):
+        """On a decoding thread: base64 (when not downloaded) -> bytes -> (RGB image or None, model input).
+
+        The decoded image is kept only for the visualisation: a request waiting for inference holds the small model
+        input, not the full-size image.
+        """
         if data is None:
             data = decode_base64(image)
-        return prepare(data, self.transform, self.settings.max_pixels)
+        rgb, chw = prepare(data, self.transform, self.settings.max_pixels)
+        return (rgb if keep_image else None), chw
 
     async def classify(self, request: InferRequest) -> Dict[str, Any]:
         """The 200 body for a request; raises RequestError for what cannot be answered."""
         s = self.settings
+        visualize = s.visualize if request.visualize is None else request.visualize
         data = None
         if is_url(request.image):
             data = await self._run(self._fetch_pool, download, request.image, s.url_timeout, s.url_max_bytes)
-        rgb, chw = await self._run(self._decode_pool, self._bytes_and_input, request.image, data)
+        rgb, chw = await self._run(self._decode_pool, self._model_input, request.image, data, visualize)
         del data  # the file's bytes are not needed past decoding
         probs = await self.batcher.infer(chw)
         k = min(request.topk or self.default_topk, probs.shape[-1])
         ids, scores = top_k(probs[None], k)
+        ids = ids[0].tolist()
         # PaddleX rounds the float32 score to 5 places and keeps it float32: the JSON shows that float32's value
         scores = np.around(scores[0].astype(np.float32), 5)
-        cats = categories(ids[0].tolist(), scores, self.labels)
-        visualize = s.visualize if request.visualize is None else request.visualize
+        cats = categories(ids, scores, self.labels)
         image_b64 = None
         if visualize:
-            image_b64 = await self._run(self._decode_pool, visualisation_b64, rgb, ids[0].tolist(), scores.tolist(),
+            image_b64 = await self._run(self._decode_pool, visualisation_b64, rgb, ids, scores.tolist(),
                                         [c["name"] for c in cats])
         return success_body(cats, image_b64)
 
