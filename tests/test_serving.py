@@ -367,3 +367,17 @@ def test_pipeline_config_documents_the_serving_defaults(tmp_path):
     section = yaml.safe_load("\n".join(block))
     assert set(section["Serving"]) >= {"visualize", "max_body_mb", "max_pixels", "max_queue", "max_batch"}
     assert serve_settings(section, "written config") == ServeSettings()
+
+
+def test_listen_socket_gets_tcp_nodelay_and_busy_port_is_a_config_error():
+    """asyncio sets TCP_NODELAY only on sockets whose proto says TCP; without it each answer waits ~40 ms for the
+    client's delayed ACK. A port in use is a clear config error (exit 2), not a traceback."""
+    import socket
+
+    from paddlex_cls.errors import ConfigError
+    from paddlex_cls.serving.server import listen
+
+    with listen("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        with pytest.raises(ConfigError, match="cannot listen on 127.0.0.1"):
+            listen("127.0.0.1", sock.getsockname()[1])

@@ -105,6 +105,8 @@ class InferenceBatcher:
                 continue
             try:
                 probs = self._run_batch(np.stack([chw for chw, _, _ in items]))
+                if len(probs) != len(items):  # would leave requests waiting forever
+                    raise RuntimeError(f"the predictor returned {len(probs)} rows for {len(items)} images")
                 outcomes = [(row, False) for row in probs]
             except Exception as e:  # every request of the batch gets the failure; the service stays up
                 outcomes = [(e, True)] * len(items)
