@@ -1,17 +1,18 @@
 """Benchmark (issue 14): the HTTP service under load, next to the bare predictor and PaddleX's service.
 
-Usage: python bench/serve_load.py [--requests 300] [--clients 1,4,16] [--rounds 2] [--workdir /tmp/pxc_serve_bench]
+Usage: python bench/serve_load.py [--requests 300] [--clients 1,4,16] [--rounds 3] [--workdir /tmp/pxc_serve_bench]
        [--server-args "--max_batch 8"] [--no-paddlex] [--no-rss]
 
 It exports PP-LCNet_x1_0 (224 px, 1000 classes, seeded random init: speed does not depend on the weights) and makes
-64 distinct 500x375 JPEGs. The bare predictor (decode, preprocess, run_batch at batch 1 in a loop, same run mode and
-threads: the ceiling) runs in a fresh process before and after the load. Each service gets the same request bodies
-(``{"image": base64, "topk": 5, "visualize": false}``) from N keep-alive connections of a small asyncio client
-(light, so that the client on the same 2 cores takes little from the server). The targets are interleaved round by
-round (the host swings between fast and slow phases) and medians are reported. When PaddleX's serving venv exists
-(~/.cache/peers/pdxserve), stock ``paddlex --serve`` and the Topk workaround ``pdx_serve.py`` run the same load.
-Last, 200 requests of a 5 MB JPEG are sent to our service by 16 and by 64 clients (more than --max_queue) and its
-peak RSS (VmHWM and 50 ms polls of VmRSS) is reported.
+64 distinct 500x375 JPEGs. The bare predictor (decode, preprocess, run_batch in a loop at batch 1 and 8, same run
+mode and threads: the ceiling) runs in a fresh process before the load and after each round. Each service gets the
+same request bodies (``{"image": base64, "topk": 5, "visualize": false}``) from N keep-alive connections of a small
+asyncio client (light, so that the client on the same 2 cores takes little from the server). The services are
+interleaved round by round (the host swings between fast and slow phases) and medians are reported, with the CPU
+time each service spends per request (steady even when other work shares the host). When PaddleX's serving venv
+exists (~/.cache/peers/pdxserve), stock ``paddlex --serve`` and the Topk workaround ``pdx_serve.py`` get the same
+load. Last, 200 requests of a 5 MB JPEG are sent to our service by 16 and by 64 clients (more than --max_queue) and
+its peak RSS (VmHWM and 50 ms polls of VmRSS) is reported.
 """
 import argparse
 import asyncio
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
@@ -84,8 +85,8 @@ def request_body(data: bytes) -> bytes:
 
 
 # ---- bare predictor ---------------------------------------------------------------------------------------------
-def bare_throughput(model_dir: str, files: List[str], count: int, batch: int) -> float:
-    """Images/s of decode + preprocess + run_batch in one loop (this runs in a child process)."""
+def bare_throughput(model_dir: str, files: List[str], count: int, batch: int) -> Tuple[float, float]:
+    """(images/s, CPU ms per image) of decode + preprocess + run_batch in one loop (runs in a child process)."""
     from paddlex_cls.inference.predictor import Predictor
     from paddlex_cls.preprocess.image_io import load_image
     from paddlex_cls.runtime import available_cores
@@ -94,22 +95,23 @@ def bare_throughput(model_dir: str, files: List[str], count: int, batch: int) ->
     pred = Predictor(model_dir, run_mode="mkldnn", num_threads=available_cores())
     for n in (1, batch):
         pred.run_batch(np.zeros((n, 3, 224, 224), np.float32))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(0, count, batch):
         chunk = [datas[(i + j) % len(datas)] for j in range(batch)]
         probs = pred.run_batch(np.stack([pred.transform(load_image(d)) for d in chunk]))
         np.argsort(-probs, axis=1)[:, :5]
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / count
 
 
-def run_bare(model_dir: Path, image_dir: Path, count: int, batch: int, env: Dict[str, str]) -> float:
+def run_bare(model_dir: Path, image_dir: Path, count: int, batch: int, env: Dict[str, str]) -> Tuple[float, float]:
     files = sorted(str(p) for p in image_dir.glob("*.jpg"))
     code = (f"import sys, json; sys.path.insert(0, {str(ROOT)!r}); sys.argv = ['x']; import importlib.util; "
             f"spec = importlib.util.spec_from_file_location('b', {str(Path(__file__).resolve())!r}); "
             "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
-            f"print(m.bare_throughput({str(model_dir)!r}, {files!r}, {count}, {batch}))")
+            f"print(*m.bare_throughput({str(model_dir)!r}, {files!r}, {count}, {batch}))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env)
-    return float(out.stdout.strip().splitlines()[-1])
+    ips, cpu_ms = out.stdout.strip().splitlines()[-1].split()
+    return float(ips), float(cpu_ms)
 
 
 # ---- servers ----------------------------------------------------------------------------------------------------
@@ -149,6 +151,11 @@ class Server:
             if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> Optional[int]:
         self.proc.terminate()
@@ -220,14 +227,16 @@ def drive(port: int, bodies: List[bytes], clients: int, count: int, server: Opti
 
     if server:
         server.reset_peak()
+        cpu = server.cpu_seconds()
     start = time.perf_counter()
     asyncio.run(main())
     wall = time.perf_counter() - start
+    cpu_ms = 1000 * (server.cpu_seconds() - cpu) / count if server else float("nan")
     lat = sorted(out["latency"])
     statuses = sorted(set(out["status"]))
     return {"ips": count / wall, "p50": 1000 * lat[len(lat) // 2], "p99": 1000 * lat[min(len(lat) - 1,
             int(len(lat) * 0.99))], "errors": out["ok"].count(False), "statuses": statuses,
-            "rss": max(peak[0], server.rss_mib()) if server else float("nan")}
+            "rss": max(peak[0], server.rss_mib()) if server else float("nan"), "cpu_ms": cpu_ms}
 
 
 # ---- main -------------------------------------------------------------------------------------------------------
@@ -255,7 +264,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=300, help="requests per setting")
     ap.add_argument("--clients", default="1,4,16")
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved repetitions; medians are reported")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; medians are reported")
     ap.add_argument("--workdir", default="/tmp/pxc_serve_bench")
     ap.add_argument("--server-args", default="", help="extra options for our service, e.g. \"--max_batch 1\"")
     ap.add_argument("--no-paddlex", action="store_true")
@@ -276,8 +285,13 @@ def main() -> None:
     print(f"{MODEL} 224 px, {len(datas)} JPEGs 500x375 (~{np.mean([len(d) for d in datas]) / 1e3:.0f} kB), "
           f"{args.requests} requests per setting, {args.rounds} round(s), OMP_NUM_THREADS={env['OMP_NUM_THREADS']}, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
-    bare = {1: [run_bare(model_dir, work / "images", args.requests, 1, env)],
-            8: [run_bare(model_dir, work / "images", args.requests, 8, env)]}
+    bare: Dict[int, List[Tuple[float, float]]] = {1: [], 8: []}
+
+    def measure_bare() -> None:  # the servers sit idle meanwhile (no requests: no CPU)
+        for n in bare:
+            bare[n].append(run_bare(model_dir, work / "images", args.requests, n, env))
+
+    measure_bare()
     servers = start_servers(args, work, model_dir, env)
     results: Dict[tuple, List[dict]] = {}
     for _ in range(args.rounds):
@@ -285,8 +299,8 @@ def main() -> None:
             for s in servers:
                 drive(s.port, bodies, c, min(2 * c, 16))  # warm the connections and the server
                 results.setdefault((s.name, c), []).append(drive(s.port, bodies, c, args.requests, s))
-    bare[1].append(run_bare(model_dir, work / "images", args.requests, 1, env))
-    bare[8].append(run_bare(model_dir, work / "images", args.requests, 8, env))
+        measure_bare()
+    print(f"load average at the end {os.getloadavg()[0]:.1f}\n")
     report(results, bare, servers, clients)
     ours = servers[0]
     if not args.no_rss:
@@ -301,30 +315,35 @@ def main() -> None:
         print(f"{s.name}: exit code {s.stop()} after SIGTERM")
 
 
-def report(results: Dict[tuple, List[dict]], bare: Dict[int, List[float]], servers: List[Server],
+def report(results: Dict[tuple, List[dict]], bare: Dict[int, List[Tuple[float, float]]], servers: List[Server],
            clients: List[int]) -> None:
-    b1, b8 = statistics.median(bare[1]), statistics.median(bare[8])
-    print(f"\nbare predictor (decode + preprocess + run_batch): batch 1 {b1:.1f} img/s {bare[1]}, batch 8 {b8:.1f} "
-          f"img/s {bare[8]}")
+    """Medians over rounds. CPU ms per request (the server process's user + system time) hardly depends on what
+    else runs on the host, unlike req/s: on a shared machine it is the steadier measure of the same work."""
+    b = {n: (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)) for n, runs in bare.items()}
+    for n, (ips, cpu) in b.items():
+        print(f"bare predictor, batch {n} (decode + preprocess + run_batch): {ips:.1f} img/s, {cpu:.1f} CPU ms/img  "
+              f"(runs: {', '.join(f'{r[0]:.1f}' for r in bare[n])} img/s)")
     print(f"{'service':22} {'clients':>7} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'peak RSS':>9} "
-          f"{'/bare1':>7} {'/bare8':>7}  statuses")
+          f"{'CPU ms':>7} {'ips/bare1':>9} {'cpu:bare1':>9}  statuses")
+    summary: Dict[tuple, Tuple[float, float]] = {}
     for s in servers:
         for c in clients:
             runs = results[(s.name, c)]
             ips = statistics.median(r["ips"] for r in runs)
-            p50 = statistics.median(r["p50"] for r in runs)
-            p99 = statistics.median(r["p99"] for r in runs)
-            errors = sum(r["errors"] for r in runs)
-            rss = max(r["rss"] for r in runs)
-            statuses = sorted({st for r in runs for st in r["statuses"]})
-            print(f"{s.name:22} {c:7d} {ips:7.1f} {p50:8.1f} {p99:8.1f} {errors:6d} {rss:7.0f}Mi {ips / b1:7.2f} "
-                  f"{ips / b8:7.2f}  {statuses}  (runs: {', '.join(format(r['ips'], '.1f') for r in runs)})")
+            cpu = statistics.median(r["cpu_ms"] for r in runs)
+            summary[(s.name, c)] = (ips, cpu)
+            print(f"{s.name:22} {c:7d} {ips:7.1f} {statistics.median(r['p50'] for r in runs):8.1f} "
+                  f"{statistics.median(r['p99'] for r in runs):8.1f} {sum(r['errors'] for r in runs):6d} "
+                  f"{max(r['rss'] for r in runs):7.0f}Mi {cpu:7.1f} {ips / b[1][0]:9.2f} {b[1][1] / cpu:9.2f}  "
+                  f"{sorted({st for r in runs for st in r['statuses']})}  "
+                  f"(runs: {', '.join(format(r['ips'], '.1f') for r in runs)} req/s)")
+    print("ips/bare1: throughput over the bare predictor's at batch 1; cpu:bare1: its CPU ms per image over the "
+          "service's per request (above 1: the service spends less CPU per image than the bare loop)")
     if any(s.name == "paddlex pdx_serve.py" for s in servers):
-        def ips_of(name: str, c: int) -> float:
-            return statistics.median(r["ips"] for r in results[(name, c)])
-
-        print("ours / paddlex pdx_serve.py: " + ", ".join(
-            f"{c} clients {ips_of('ours', c) / ips_of('paddlex pdx_serve.py', c):.2f}x" for c in clients))
+        for c in clients:
+            (ips, cpu), (pips, pcpu) = summary[("ours", c)], summary[("paddlex pdx_serve.py", c)]
+            print(f"ours / paddlex pdx_serve.py at {c:2d} clients: throughput {ips / pips:.2f}x, CPU per request "
+                  f"{cpu / pcpu:.2f}x")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import socket
 from typing import Any, Dict, Iterator, Optional, Tuple
@@ -168,6 +169,10 @@ def serve(config: Dict[str, Any], device: Optional[str], settings: ServeSettings
     # Pillow refuses headers above 2 x its own limit as "not an image"; every image here is checked against
     # --max_pixels from its header before decoding, so its check would only hide the size from the 413 answer
     Image.MAX_IMAGE_PIXELS = None
+    # Paddle's Intel OpenMP keeps its threads spinning for 200 ms after each inference, taking the cores from the
+    # decoding threads and the event loop in between (bench/serve_load.py: 0 halves the CPU per request at 1-4
+    # clients, and raises throughput); read when Paddle loads, so set before; the user's own value wins
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
     device = device or "cpu"
     with _StopSignals().installed() as stop:
         predictor, model = load_predictor(config, device, settings)
