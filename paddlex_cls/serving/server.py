@@ -80,7 +80,7 @@ def load_predictor(config: Dict[str, Any], device: str, settings: ServeSettings)
     return predictor, exported or module.get("model_name") or "model"
 
 
-def build_service(predictor, settings: ServeSettings):
+def build_service(predictor: Any, settings: ServeSettings) -> Any:
     """The classification service over ``predictor``, its inference thread warmed up."""
     import numpy as np
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -45,7 +45,8 @@ class ClassificationService:
     async def _run(self, pool: ThreadPoolExecutor, func: Callable, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(func, *args))
 
-    def _model_input(self, image: str, data: Optional[bytes], keep_image: bool):
+    def _model_input(self, image: str, data: Optional[bytes],
+                     keep_image: bool) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """On a decoding thread: base64 (when not downloaded) -> bytes -> (RGB image or None, model input).
 
         The decoded image is kept only for the visualisation: a request waiting for inference holds the small model
