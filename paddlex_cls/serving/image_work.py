@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from typing import Callable, Tuple
 
 import numpy as np
@@ -15,6 +16,7 @@ from .errors import RequestError
 
 Transform = Callable[[np.ndarray], np.ndarray]
 JPEG_QUALITY = 75  # Pillow's default, which PaddleX's visualisation uses
+_OBJECT_REPR = re.compile(r" ?<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 
 
 def decode(data: bytes, max_pixels: int) -> np.ndarray:
@@ -26,7 +28,8 @@ def decode(data: bytes, max_pixels: int) -> np.ndarray:
                                     f"{max_pixels:,}")
         return load_image(data, max_pixels=max_pixels)
     except ImageDecodeError as e:
-        raise RequestError(400, f"image cannot be decoded: {e}") from None
+        reason = _OBJECT_REPR.sub("", str(e))  # Pillow names its in-memory file by its address
+        raise RequestError(400, f"image cannot be decoded: {reason}") from None
 
 
 def prepare(data: bytes, transform: Transform, max_pixels: int) -> Tuple[np.ndarray, np.ndarray]:
