@@ -2,26 +2,33 @@
 
 Exit codes: 0 success, 1 internal error (a bug: traceback shown), 2 config error, 3 dataset error, 4 model error,
 5 weights/checkpoint error, 6 run failure (e.g. a distributed worker died), 7 mode or feature not available,
-130 interrupted. Set PADDLEX_CLS_DEBUG=1 (or pass --debug) to see the traceback of a user error too.
+130 interrupted (SIGINT), 143 terminated (SIGTERM). Set PADDLEX_CLS_DEBUG=1 (or pass --debug) to see the
+traceback of a user error too.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
 import traceback
 from typing import Any, Dict, List, Optional
 
+from . import signals
 from .config import ConfigSource, read_config, save_config
 from .device import parse_device
 from .distributed_env import rank
-from .errors import ConfigError, PaddlexClsError
-from .fileio import atomic_write_json
+from .errors import ConfigError, PaddlexClsError, RuntimeFailure
+from .fileio import atomic_write_json, contains, ensure_writable_dir
 from .launcher import LOG_DIR_NAME, launch_command, launch_env, run_launch, should_launch
 from .log import logger, setup_logging
 from .modes import MODES
+from .signals import Terminated
+
+# A full disk, a quota, a read-only file system or a permission: the user's storage, not a bug (no traceback).
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +77,7 @@ def add_serving_arguments(p: argparse.ArgumentParser) -> None:
 
 def serve_command(args: argparse.Namespace) -> None:
     """``--serve --pipeline ...``: load the pipeline's model and serve it until SIGTERM/SIGINT."""
-    from .pipeline import load_pipeline_config
+    from .pipeline import load_pipeline_config, resolve_model_dir
     from .serving.server import require_serving_packages, serve
     from .serving.settings import ServeSettings, serve_settings
 
@@ -78,7 +85,9 @@ def serve_command(args: argparse.Namespace) -> None:
     config = load_pipeline_config(args.pipeline, model_dir=args.model_dir, model_name=args.model_name,
                                   batch_size=args.batch_size, topk=args.topk)
     cli_values = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(ServeSettings)}
-    serve(config, args.device, serve_settings(config, args.pipeline, cli_values))
+    settings = serve_settings(config, args.pipeline, cli_values)
+    resolve_model_dir(config)  # after the settings are checked: it may download the official model
+    serve(config, args.device, settings)
 
 
 def pipeline_command(args: argparse.Namespace) -> None:
@@ -111,6 +120,7 @@ def prepare(source: ConfigSource) -> Dict[str, Any]:
     """Complete the config for its mode (the mode's resolver reads the files it depends on) and save it."""
     cfg = source.values
     mode = MODES[cfg["Global"]["mode"]]
+    ensure_writable_dir(cfg["Global"]["output"], "Global.output")
     mode.resolve(cfg, source.overridden)
     if rank() == 0:
         save_config(cfg, os.path.join(cfg["Global"]["output"], mode.config_file))
@@ -147,8 +157,10 @@ def _launch(cfg: Dict[str, Any], device, source: ConfigSource) -> Dict[str, Any]
 def _write_failure(cfg: Optional[Dict[str, Any]], err: BaseException) -> None:
     if cfg is None or rank() != 0:
         return
-    mode = cfg["Global"]["mode"]
-    path = os.path.join(cfg["Global"]["output"], f"{mode}_result.json")
+    mode, out = cfg["Global"]["mode"], cfg["Global"]["output"]
+    if contains(out, cfg["Global"]["dataset_dir"]):  # never write into a user's dataset, not even a failure record
+        return
+    path = os.path.join(out, f"{mode}_result.json")
     try:
         atomic_write_json(path, {"done_flag": False, "err_type": type(err).__name__, "err_msg": str(err)})
     except OSError as e:  # the output folder itself may be the problem; the message on stderr still tells
@@ -159,6 +171,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("PADDLEX_CLS_DEBUG", "") not in ("", "0")
     setup_logging()
+    signals.install()
     cfg = None
     try:
         if args.pipeline or args.get_pipeline_config or args.serve:
@@ -178,8 +191,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"paddlex_cls error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        _write_failure(cfg, RuntimeFailure("interrupted (SIGINT)"))
         print("paddlex_cls: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        _write_failure(cfg, RuntimeFailure("terminated (SIGTERM)"))
+        print("paddlex_cls: terminated", file=sys.stderr)
+        return Terminated.exit_code
+    except OSError as e:
+        if e.errno not in _STORAGE_ERRORS:
+            _write_failure(cfg, e)
+            raise
+        print(f"paddlex_cls error: cannot write {e.filename or 'the output'}: {e.strerror}\nHow to fix: free disk "
+              "space or choose a writable folder with -o Global.output=...", file=sys.stderr)
+        return RuntimeFailure.exit_code
     except Exception as e:  # a bug: record the failure for tools that read the result file, keep the traceback
         _write_failure(cfg, e)
         raise

@@ -329,14 +329,42 @@ def test_missing_packages_exit_7(model):
     assert 'pip install -e ".[serving]"' in proc.stderr and "fastapi" in proc.stderr
 
 
-def test_serve_needs_pipeline_and_model_dir(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def test_serve_needs_a_pipeline_and_reports_a_missing_official_model(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PADDLEX_CLS_HOME=str(tmp_path / "home"),
+               PADDLEX_CLS_MODEL_SOURCE=str(tmp_path))  # an empty local mirror: the official weights are not there
     run = [sys.executable, str(ROOT / "main.py"), "--serve"]
     proc = subprocess.run(run, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2 and "--serve needs --pipeline" in proc.stderr
-    proc = subprocess.run(run + ["--pipeline", "image_classification"], capture_output=True, text=True, timeout=120,
-                          env=env)
-    assert proc.returncode == 2 and "model_dir" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run(run + ["--pipeline", "image_classification", "--model_name", "PP-LCNet_x0_25"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 5, proc.stderr[-3000:]
+    assert "PP-LCNet_x0_25_pretrained.pdparams" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_serves_the_official_model_when_model_dir_is_null(tmp_path, model):
+    """model_dir null: the official weights (here from a local mirror) are exported once and served with the
+    ImageNet-1k names."""
+    import paddle
+
+    from paddlex_cls.models import get_entry
+
+    _, paths = model
+    paddle.seed(0)
+    weights = tmp_path / "mirror" / "PP-LCNet_x0_25_pretrained.pdparams"
+    weights.parent.mkdir()
+    paddle.save(get_entry("PP-LCNet_x0_25").build(num_classes=1000).state_dict(), str(weights))
+    os.environ.update(PADDLEX_CLS_HOME=str(tmp_path / "home"), PADDLEX_CLS_MODEL_SOURCE=str(weights.parent))
+    try:
+        srv = ServerProcess("--pipeline", "image_classification", "--model_name", "PP-LCNet_x0_25").ready()
+    finally:
+        for key in ("PADDLEX_CLS_HOME", "PADDLEX_CLS_MODEL_SOURCE"):
+            os.environ.pop(key)
+    with httpx.Client(base_url=srv.url, timeout=60) as c:
+        cats = infer(c, image=b64(paths[0].read_bytes()), topk=3).json()["result"]["categories"]
+    assert srv.stop() == 0
+    assert len(cats) == 3 and all(c["name"] != str(c["id"]) for c in cats)  # ImageNet names, not ids
+    assert (tmp_path / "home" / "official_models" / "PP-LCNet_x0_25" / "inference" / "inference.yml").is_file()
 
 
 def test_settings_from_yaml_and_cli():

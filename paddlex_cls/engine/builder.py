@@ -52,7 +52,8 @@ def build_training(cfg: Dict[str, Any], rt: Runtime) -> TrainLoop:
             e.hint += "; or train from scratch with -o Train.pretrain_weight_path=null"
             raise
         loaded = load_checkpoint(path).model
-        step.load_state(EngineState(merge_weights(step.state().model, loaded, t["pretrain_weight_path"])))
+        step.load_state(EngineState(merge_weights(step.state().model, loaded, t["pretrain_weight_path"],
+                                                  head=entry.head, allow_mismatch=t["pretrain_allow_mismatch"])))
     if rt.is_main:
         write_label_dict(g["output"], data.labels)
     return loop

@@ -17,7 +17,8 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import paddle
 
-from ..errors import WeightsError
+from ..errors import RuntimeFailure, WeightsError
+from ..fileio import mark_owned, replace_dir
 from ..hub import (
     cached_download,
     load_paddle_file,
@@ -28,30 +29,53 @@ from ..hub import (
 )
 from ..log import logger
 
+CHECKPOINT_EXTS = (".pdparams", ".pdopt", ".pdstates", ".pdema")
+
+
+def _check_finite(state: Dict[str, Any], what: str) -> None:
+    for key, value in state.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise RuntimeFailure(f"refusing to save {what}: {key} holds NaN or inf values",
+                                 "training diverged: lower Train.learning_rate or set Train.grad_clip (e.g. 5.0)")
+
 
 def save_checkpoint(out_dir: str, name: str, model: Dict[str, Any], optimizer: Optional[Dict[str, Any]] = None,
                     states: Optional[Dict[str, Any]] = None, ema: Optional[Dict[str, Any]] = None) -> str:
-    """Write ``<out_dir>/<name>/<name>.*`` (state dicts of numpy arrays) atomically as a set; returns the folder."""
+    """Write ``<out_dir>/<name>/<name>.*`` (state dicts of numpy arrays) atomically as a set; returns the folder.
+
+    Non-finite weights are never saved; a folder named ``<name>`` that paddlex_cls did not write is never replaced;
+    a failed write (disk full, interrupt) leaves the previous set and no partial folder behind.
+    """
+    _check_finite(model, f"{name} weights")
+    if ema is not None:
+        _check_finite(ema, f"{name} EMA weights")
     final = os.path.join(out_dir, name)
     tmp = os.path.join(out_dir, f".{name}.new")
-    old = os.path.join(out_dir, f".{name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    prefix = os.path.join(tmp, name)
-    paddle.save(model, prefix + ".pdparams")
-    if optimizer is not None:
-        paddle.save(optimizer, prefix + ".pdopt")
-    if ema is not None:
-        paddle.save(ema, prefix + ".pdema")
-    paddle.save(dict(states or {}), prefix + ".pdstates")
-    for fname in os.listdir(tmp):
-        with open(os.path.join(tmp, fname), "rb") as f:
-            os.fsync(f.fileno())
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(final):
-        os.rename(final, old)
-    os.rename(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.makedirs(tmp)
+        prefix = os.path.join(tmp, name)
+        paddle.save(model, prefix + ".pdparams")
+        if optimizer is not None:
+            paddle.save(optimizer, prefix + ".pdopt")
+        if ema is not None:
+            paddle.save(ema, prefix + ".pdema")
+        paddle.save(dict(states or {}), prefix + ".pdstates")
+        mark_owned(tmp)
+        for fname in os.listdir(tmp):
+            with open(os.path.join(tmp, fname), "rb") as f:
+                os.fsync(f.fileno())
+        replace_dir(tmp, final, legacy_names=[name + ext for ext in CHECKPOINT_EXTS] + ["inference"])
+    except FileExistsError:
+        raise RuntimeFailure(f"{final} exists and was not written by paddlex_cls; refusing to replace it",
+                             "choose another -o Global.output (training never deletes folders it did not create)"
+                             ) from None
+    except OSError as e:
+        raise RuntimeFailure(f"cannot write checkpoint {final}: {e.strerror or e}",
+                             "free disk space or choose a writable -o Global.output") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
@@ -149,31 +173,43 @@ def fetch(path_or_url: str, key: str) -> str:
     return cached_download(path_or_url, verify=state_dict_verifier(), what="weights")
 
 
-def merge_weights(own: Dict[str, Any], loaded: Dict[str, Any], source: str) -> Dict[str, Any]:
-    """``own`` (a model's state dict) with every tensor of ``loaded`` whose key and shape match it.
+def merge_weights(own: Dict[str, Any], loaded: Dict[str, Any], source: str, head: Optional[str] = None,
+                  allow_mismatch: bool = False) -> Dict[str, Any]:
+    """``own`` (a model's state dict) with the tensors of ``loaded``, which must fit it.
 
-    Shape-mismatched keys (a classifier head for another number of classes) keep their fresh initialisation;
-    missing and unexpected keys are reported.
+    Only the classifier head (keys under ``head``; pretrained weights for another number of classes) may keep its
+    fresh initialisation, and that is said once. Any other missing, unexpected or mis-shaped key is an error (the
+    weights belong to another model) unless ``allow_mismatch``, which keeps those layers freshly initialised too.
+
+    Raises:
+        WeightsError: the weights do not fit (exit 5); the message names the first few keys.
     """
+    in_head = (lambda k: k.startswith(head + ".")) if head else (lambda k: False)
     mismatched = [k for k, v in loaded.items() if k in own and list(np.shape(v)) != list(np.shape(own[k]))]
-    usable = {k: v for k, v in loaded.items() if k in own and k not in mismatched}
     missing = [k for k in own if k not in loaded]
     unexpected = [k for k in loaded if k not in own]
-    if mismatched:
-        logger.info("%s: re-initialised %d tensor(s) whose shape differs (classifier head for %s classes): %s",
-                    source, len(mismatched), np.shape(own[mismatched[-1]])[-1], ", ".join(mismatched))
-    if missing:
-        logger.warning("%s: %d key(s) of the model are not in the weights (left initialised): %s", source,
-                       len(missing), ", ".join(missing[:20]))
-    if unexpected:
-        logger.warning("%s: %d key(s) in the weights are not in the model (ignored): %s", source, len(unexpected),
-                       ", ".join(unexpected[:20]))
+    usable = {k: v for k, v in loaded.items() if k in own and k not in mismatched}
+    head_keys = [k for k in mismatched + missing if in_head(k)]
+    foreign = [k for k in mismatched + missing + unexpected if not in_head(k)]
+    if foreign and not allow_mismatch:
+        raise WeightsError(f"{source} does not fit this model: {len(foreign)} key(s) outside the classifier head are "
+                           f"missing, extra or mis-shaped (e.g. {', '.join(foreign[:4])})",
+                           "check that the weights belong to Global.model; to start those layers from scratch "
+                           "anyway, set -o Train.pretrain_allow_mismatch=true")
     if not usable:
         raise WeightsError(f"{source} shares no tensor with the model", "check that the weights belong to "
                            "Global.model")
+    if head_keys:
+        logger.info("%s: re-initialised %d tensor(s) of the classifier head for %s classes (the weights have "
+                    "another class count): %s", source, len(head_keys), np.shape(own[head_keys[-1]])[-1],
+                    ", ".join(head_keys))
+    if foreign:
+        logger.warning("%s: %d key(s) outside the classifier head keep their fresh initialisation "
+                       "(Train.pretrain_allow_mismatch): %s", source, len(foreign), ", ".join(foreign[:20]))
     return {**own, **usable}
 
 
 def load_weights(model, state: Dict[str, Any], source: str) -> None:
-    """Load a state dict into a Layer through ``merge_weights``."""
+    """Load weights into a Layer for evaluation or export: every key must fit, the head included (a random head
+    must never be evaluated or exported)."""
     model.set_state_dict(merge_weights(model.state_dict(), state, source))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Set
 
 import paddle
 
@@ -51,15 +51,26 @@ class WarmupCosine(paddle.optimizer.lr.LRScheduler):
         progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
         return self.base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
+    def set_state_dict(self, state_dict: dict) -> None:
+        """Restore the step count; the LR is recomputed on this schedule, not taken from the saved run's."""
+        super().set_state_dict(state_dict)
+        self.last_lr = self.get_lr()
+
 
 def build_scheduler(lr: float, epochs: int, iters_per_epoch: int, warmup_epochs: int) -> WarmupCosine:
     """Warmup over ``warmup_epochs`` EPOCHS (PaddleX's meaning of Train.warmup_steps), cosine over the rest."""
     return WarmupCosine(lr, epochs * iters_per_epoch, min(warmup_epochs, epochs) * iters_per_epoch)
 
 
-def _no_decay(name: str, param) -> bool:
-    """Norm weights, biases, scales and position/relative tables (all 1-D or tables) get no weight decay."""
-    return param.ndim <= 1 or any(t in name for t in ("pos_embed", "position", "cls_token", "relative_position"))
+def no_decay_names(model: paddle.nn.Layer, recipe: Recipe) -> Set[str]:
+    """Structured names of the parameters without weight decay: those the model lists in ``no_weight_decay()``
+    (position tables, tokens), plus every 1-D parameter (norms, biases, scales) where the recipe says
+    ``no_decay_norm_bias``."""
+    listed = getattr(model, "no_weight_decay", None)
+    names = set(listed()) if callable(listed) else set()
+    if recipe.no_decay_norm_bias:
+        names |= {n for n, p in model.named_parameters() if p.ndim <= 1}
+    return names
 
 
 def _apply_layer_decay(model: paddle.nn.Layer, decay: float) -> None:
@@ -78,17 +89,16 @@ def build_optimizer(model: paddle.nn.Layer, recipe: Recipe, scheduler) -> paddle
     clip = paddle.nn.ClipGradByGlobalNorm(recipe.grad_clip) if recipe.grad_clip else None
     if recipe.layer_decay:
         _apply_layer_decay(model, recipe.layer_decay)
+    no_decay = no_decay_names(model, recipe)
     if recipe.optimizer == "adamw":
-        skip = {p.name for n, p in params if recipe.no_decay_norm_bias and _no_decay(n, p)}
+        skip = {p.name for n, p in params if n in no_decay}
         return paddle.optimizer.AdamW(learning_rate=scheduler, parameters=[p for _, p in params],
                                       weight_decay=recipe.weight_decay, grad_clip=clip,
                                       apply_decay_param_fun=lambda pname: pname not in skip)
     if recipe.optimizer != "momentum":
         raise ConfigError(f"unknown optimizer {recipe.optimizer!r}", "use -o Train.optimizer=momentum or adamw")
-    groups: List[Dict[str, Any]] = [{"params": [p for n, p in params
-                                                if not (recipe.no_decay_norm_bias and _no_decay(n, p))]}]
-    if recipe.no_decay_norm_bias:
-        groups.append({"params": [p for n, p in params if _no_decay(n, p)], "weight_decay": 0.0})
+    groups: List[Dict[str, Any]] = [{"params": [p for n, p in params if n not in no_decay]},
+                                    {"params": [p for n, p in params if n in no_decay], "weight_decay": 0.0}]
     groups = [g for g in groups if g["params"]]
     return paddle.optimizer.Momentum(learning_rate=scheduler, momentum=0.9, parameters=groups,
                                      weight_decay=paddle.regularizer.L2Decay(recipe.weight_decay), grad_clip=clip)

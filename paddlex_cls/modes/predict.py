@@ -11,10 +11,15 @@ from ..errors import ConfigError
 
 
 def resolve_predict(cfg: Dict[str, Any], overridden: frozenset) -> None:
-    """Predict needs an input; the model folder is checked when the predictor opens it."""
+    """Predict needs an input; ``Predict.model_dir=null`` means the official model of ``Global.model`` (made once
+    into the cache; the resolved config records its folder). The folder is checked when the predictor opens it."""
     if not cfg["Predict"]["input"]:
         raise ConfigError("Predict.input is not set", "e.g. -o Predict.input=./images/cat.jpg (a file, folder, "
                           "URL or list)")
+    if cfg["Predict"]["model_dir"] is None:
+        from ..official_models import official_model_dir
+
+        cfg["Predict"]["model_dir"] = official_model_dir(cfg["Global"]["model"])
 
 
 def run_predict(cfg: Dict[str, Any]) -> Dict[str, Any]:
