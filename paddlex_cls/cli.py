@@ -8,6 +8,7 @@ traceback of a user error too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import os
@@ -48,13 +49,58 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--model_name", help="model name (overrides the pipeline config)")
     pipe.add_argument("--batch_size", type=int, help="images per batch (overrides the pipeline config)")
     pipe.add_argument("--topk", type=int, help="classes per result (overrides the pipeline config)")
+    add_serving_arguments(p)
     return p
 
 
+def add_serving_arguments(p: argparse.ArgumentParser) -> None:
+    """``--serve`` and its options; each overrides the pipeline YAML's ``Serving`` key of the same name."""
+    from .serving.settings import ServeSettings
+
+    d = ServeSettings()
+    srv = p.add_argument_group("serving (PaddleX's `paddlex --serve --pipeline ...`; each option overrides the "
+                               "pipeline YAML's Serving key of the same name)")
+    srv.add_argument("--serve", action="store_true", help="serve the --pipeline over HTTP (PaddleX's protocol)")
+    srv.add_argument("--host", help=f"address to listen on (default {d.host}: this machine only; 0.0.0.0 for all)")
+    srv.add_argument("--port", type=int, help=f"TCP port (default {d.port}; 0 = any free port)")
+    srv.add_argument("--run_mode", help=f"predictor run mode (default {d.run_mode})")
+    srv.add_argument("--max_body_mb", type=float, help=f"largest request body in MiB (default {d.max_body_mb:g})")
+    srv.add_argument("--max_pixels", type=int, help=f"largest image, width x height (default {d.max_pixels:,})")
+    srv.add_argument("--max_queue", type=int, help=f"image requests inside the service at once; more get 503 "
+                                                   f"(default {d.max_queue})")
+    srv.add_argument("--max_batch", type=int, help=f"waiting requests inferred together (default {d.max_batch})")
+    srv.add_argument("--url_timeout", type=float, help=f"seconds to download an image URL (default {d.url_timeout:g})")
+    srv.add_argument("--url_max_mb", type=float, help=f"largest image download in MiB (default {d.url_max_mb:g})")
+    srv.add_argument("--decode_threads", type=int, help="image decoding threads (default: one per core)")
+    srv.add_argument("--infer_threads", type=int, help="inference math threads (default: one per core)")
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    """``--serve --pipeline ...``: load the pipeline's model and serve it until SIGTERM/SIGINT."""
+    from .pipeline import load_pipeline_config, resolve_model_dir
+    from .serving.server import require_serving_packages, serve
+    from .serving.settings import ServeSettings, serve_settings
+
+    require_serving_packages()
+    config = load_pipeline_config(args.pipeline, model_dir=args.model_dir, model_name=args.model_name,
+                                  batch_size=args.batch_size, topk=args.topk)
+    cli_values = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(ServeSettings)}
+    settings = serve_settings(config, args.pipeline, cli_values)
+    resolve_model_dir(config)  # after the settings are checked: it may download the official model
+    serve(config, args.device, settings)
+
+
 def pipeline_command(args: argparse.Namespace) -> None:
-    """``--get_pipeline_config`` / ``--pipeline``: print each result, save JSON and image under --save_path."""
+    """``--serve``, ``--get_pipeline_config`` or ``--pipeline``: serve; write the config; or print each result and
+    save JSON and image under --save_path."""
     from .pipeline import create_pipeline, write_pipeline_config
 
+    if args.serve:
+        if not args.pipeline:
+            raise ConfigError("--serve needs --pipeline", "e.g. --serve --pipeline image_classification "
+                              "--model_dir output/best_model/inference")
+        serve_command(args)
+        return
     if args.get_pipeline_config:
         path = write_pipeline_config(args.get_pipeline_config, args.save_path or ".")
         logger.info("pipeline config written to %s", path)
@@ -128,7 +174,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     signals.install()
     cfg = None
     try:
-        if args.pipeline or args.get_pipeline_config:
+        if args.pipeline or args.get_pipeline_config or args.serve:
             pipeline_command(args)
             return 0
         if not args.config:

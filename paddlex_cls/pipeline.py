@@ -46,7 +46,16 @@ def write_pipeline_config(name: str, save_path: str) -> str:
     path = save_path if save_path.endswith((".yaml", ".yml")) else os.path.join(save_path, f"{name}.yaml")
     text = ("# General Image Classification pipeline (paddlex_cls). SubModules.ImageClassification.model_dir: an\n"
             "# exported inference folder (e.g. output/best_model/inference), or null for the official model_name.\n")
-    atomic_write_text(path, text + yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False))
+    serving = ("# paddlex-cls --serve reads an optional section (PaddleX uses visualize, ignores the rest); defaults:\n"
+               "# Serving:\n"
+               "#   visualize: true        # return the labelled image unless a request says otherwise\n"
+               "#   max_body_mb: 20        # largest request body\n"
+               "#   max_pixels: 50000000   # largest image (width x height)\n"
+               "#   max_queue: 32          # requests inside the service at once; more get 503\n"
+               "#   max_batch: 8           # waiting requests inferred together\n"
+               "#   url_timeout: 10        # seconds to download an image URL\n"
+               "#   url_max_mb: 15         # largest image URL download\n")
+    atomic_write_text(path, text + yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False) + serving)
     return path
 
 
@@ -75,6 +84,20 @@ def load_pipeline_config(pipeline: str, **overrides: Any) -> Dict[str, Any]:
             raise ConfigError(f"{source}: SubModules.{MODULE_KEY}.{key} must be a positive int, got "
                               f"{module.get(key)!r}", f"e.g. {key}: 1")
     return data
+
+
+def resolve_model_dir(config: Dict[str, Any]) -> str:
+    """Set and return the module's model folder: its ``model_dir``, or for null the cached export of the official
+    ``model_name`` (downloaded and exported on first use, as ``create_model`` does)."""
+    module = config["SubModules"][MODULE_KEY]
+    if not module.get("model_dir"):
+        if not module.get("model_name"):
+            raise ConfigError(f"SubModules.{MODULE_KEY} has neither model_dir nor model_name",
+                              "set model_dir to an exported folder, or model_name for the official model")
+        from .official_models import official_model_dir
+
+        module["model_dir"] = official_model_dir(module["model_name"])
+    return module["model_dir"]
 
 
 class ClsPipeline:
