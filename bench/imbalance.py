@@ -66,14 +66,16 @@ def main() -> int:
     ap.add_argument("--model", default="ResNet18")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="imbalance_"))
     counts = make_subset(work / "data")
     print(f"{args.model}, 32 px, {args.epochs} epochs (last weights), batch 32, lr 0.05; train per class: {counts}; "
           f"val: the full balanced val list")
-    rows = {name: [] for name in SETTINGS}
+    rows = {name: [] for name in args.settings}
     for seed in args.seeds:
-        for name, extra in SETTINGS.items():  # interleaved per seed
+        for name in args.settings:  # interleaved per seed
+            extra = SETTINGS[name]
             rows[name].append(run(work / "data", work / f"{name}_{seed}", args.model, args.epochs, seed, extra))
             r = rows[name][-1]
             print(f"seed {seed} {name:20s} macro-F1 {r['macro_f1']:.4f}  top-1 {r['top1']:.4f}  "
