@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ast
-import logging
 import os
 import pickle
 from pathlib import Path
@@ -106,17 +105,15 @@ def test_resume_restores_model_optimizer_schedule_and_ema(tmp_path):
         np.testing.assert_array_equal(value.numpy(), fresh_ema.state_dict()[key].numpy())
 
 
-def test_evaluate_and_export_say_when_they_use_ema_weights(tmp_path, caplog):
+def test_evaluate_and_export_say_when_they_use_ema_weights(tmp_path, pxlog):
     _, _, ema, path = _trained_checkpoint(tmp_path)
-    with caplog.at_level(logging.INFO, logger="paddlex_cls"):
-        state = load_checkpoint(path, with_ema=True).inference_state()
-    assert f"using EMA weights from {path[:-len('.pdparams')]}.pdema instead of {path}" in caplog.text
+    state = load_checkpoint(path, with_ema=True).inference_state()
+    assert f"using EMA weights from {path[:-len('.pdparams')]}.pdema instead of {path}" in pxlog.text
     np.testing.assert_array_equal(state["0.weight"], ema.state_dict()["0.weight"].numpy())
-    caplog.clear()
+    pxlog.clear()
     os.remove(path[:-len(".pdparams")] + ".pdema")
-    with caplog.at_level(logging.INFO, logger="paddlex_cls"):
-        load_checkpoint(path, with_ema=True).inference_state()
-    assert "EMA" not in caplog.text
+    load_checkpoint(path, with_ema=True).inference_state()
+    assert "EMA" not in pxlog.text
 
 
 def test_a_corrupt_side_file_is_a_clear_error_on_resume(tmp_path):

@@ -145,14 +145,14 @@ def test_two_processes_download_the_same_url_once(server, hub_home):
     assert entries(Path(url_cache_path(url)).parent) == ["model.pdparams"]
 
 
-def test_a_cached_file_corrupted_by_hand_is_downloaded_again(server, caplog):
+def test_a_cached_file_corrupted_by_hand_is_downloaded_again(server, pxlog):
     url = server.route("/c/model.pdparams", body=WEIGHTS)
     path = Path(cached(url))
     path.write_bytes(WEIGHTS[:100])
-    with caplog.at_level(logging.WARNING, logger="paddlex_cls"):
+    with pxlog.at_level(logging.WARNING, logger="paddlex_cls"):
         assert cached(url) == str(path)
     assert path.read_bytes() == WEIGHTS and server.hits["/c/model.pdparams"] == 2
-    assert "is unusable" in caplog.text and "truncated" in caplog.text
+    assert "is unusable" in pxlog.text and "truncated" in pxlog.text
 
 
 def test_a_download_that_is_not_weights_is_not_cached(server):
@@ -179,15 +179,16 @@ def test_two_urls_with_the_same_file_name_have_separate_entries(server):
     assert Path(path_a).read_bytes() == weights_bytes(seed=1) and Path(path_b).read_bytes() == weights_bytes(seed=2)
 
 
-def test_progress_on_a_terminal_and_few_log_lines_otherwise(server, capsys, caplog):
+def test_progress_on_a_terminal_and_few_log_lines_otherwise(server, capsys, pxlog):
     url = server.route("/p/model.pdparams", body=WEIGHTS * 40, chunk=2048)
     download(url, str(server_dest(url)), limits=dataclasses.replace(FAST, max_bytes=1 << 30), progress=True)
     err = capsys.readouterr().err
     assert err.startswith("\r  ") and "335.8 KB / 335.8 KB, " in err and err.endswith("\n")
     url2 = server.route("/q/model.pdparams", body=WEIGHTS * 40, chunk=2048)
-    with caplog.at_level(logging.INFO, logger="paddlex_cls"):
+    pxlog.clear()
+    with pxlog.at_level(logging.INFO, logger="paddlex_cls"):
         download(url2, str(server_dest(url2)), limits=dataclasses.replace(FAST, max_bytes=1 << 30), progress=None)
-    assert 2 <= len(caplog.records) <= 5 and capsys.readouterr().err == ""  # start, 25/50/75 %, done
+    assert 2 <= len(pxlog.records) <= 5 and capsys.readouterr().err == ""  # start, 25/50/75 %, done
 
 
 def test_redirects_are_followed_to_http_only(server):
