@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paddle  # noqa: E402
 
 from paddlex_cls.engine.exporter import ExportSpec, export_model  # noqa: E402
-from paddlex_cls.engine.predictor import Predictor  # noqa: E402
-from paddlex_cls.engine.runtime import available_cores  # noqa: E402
+from paddlex_cls.inference.predictor import Predictor  # noqa: E402
 from paddlex_cls.models import build_model  # noqa: E402
+from paddlex_cls.runtime import available_cores  # noqa: E402
 
 
 def train_ips(model_name: str, size: int, batch: int, iters: int) -> float:

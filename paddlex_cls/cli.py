@@ -2,39 +2,33 @@
 
 Exit codes: 0 success, 1 internal error (a bug: traceback shown), 2 config error, 3 dataset error, 4 model error,
 5 weights/checkpoint error, 6 run failure (e.g. a distributed worker died), 7 mode or feature not available,
-130 interrupted. Set PADDLEX_CLS_DEBUG=1 (or pass --debug) to see the traceback of a user error too.
+130 interrupted (SIGINT), 143 terminated (SIGTERM). Set PADDLEX_CLS_DEBUG=1 (or pass --debug) to see the
+traceback of a user error too.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
+import dataclasses
+import errno
 import json
-import logging
 import os
 import sys
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
-from .config import load_config, save_config
+from . import signals
+from .config import ConfigSource, read_config, save_config
 from .device import parse_device
-from .errors import ConfigError, NotBuiltError, PaddlexClsError
-from .fileio import atomic_write_json
+from .distributed_env import rank
+from .errors import ConfigError, PaddlexClsError, RuntimeFailure
+from .fileio import atomic_write_json, contains, ensure_writable_dir
 from .launcher import LOG_DIR_NAME, launch_command, launch_env, run_launch, should_launch
-from .log import rank, setup_logging
+from .log import logger, setup_logging
+from .modes import MODES
+from .signals import Terminated
 
-logger = logging.getLogger("paddlex_cls")
-
-# mode -> (module, function). Imported lazily so that check_dataset does not pay for importing paddle.
-MODES: Dict[str, tuple] = {
-    "check_dataset": ("paddlex_cls.dataset_check.checker", "run_check_dataset"),
-    "train": ("paddlex_cls.engine.trainer", "run_train"),
-    "evaluate": ("paddlex_cls.engine.modes", "run_evaluate"),
-    "export": ("paddlex_cls.engine.modes", "run_export"),
-    "predict": ("paddlex_cls.engine.modes", "run_predict"),
-}
-# Modes that read a training run's config write theirs beside it under another name, so config.yaml stays the
-# record of the training run.
-CONFIG_NAME = {"evaluate": "evaluate_config.yaml", "export": "export_config.yaml", "predict": "predict_config.yaml"}
+# A full disk, a quota, a read-only file system or a permission: the user's storage, not a bug (no traceback).
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,13 +49,58 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--model_name", help="model name (overrides the pipeline config)")
     pipe.add_argument("--batch_size", type=int, help="images per batch (overrides the pipeline config)")
     pipe.add_argument("--topk", type=int, help="classes per result (overrides the pipeline config)")
+    add_serving_arguments(p)
     return p
 
 
+def add_serving_arguments(p: argparse.ArgumentParser) -> None:
+    """``--serve`` and its options; each overrides the pipeline YAML's ``Serving`` key of the same name."""
+    from .serving.settings import ServeSettings
+
+    d = ServeSettings()
+    srv = p.add_argument_group("serving (PaddleX's `paddlex --serve --pipeline ...`; each option overrides the "
+                               "pipeline YAML's Serving key of the same name)")
+    srv.add_argument("--serve", action="store_true", help="serve the --pipeline over HTTP (PaddleX's protocol)")
+    srv.add_argument("--host", help=f"address to listen on (default {d.host}: this machine only; 0.0.0.0 for all)")
+    srv.add_argument("--port", type=int, help=f"TCP port (default {d.port}; 0 = any free port)")
+    srv.add_argument("--run_mode", help=f"predictor run mode (default {d.run_mode})")
+    srv.add_argument("--max_body_mb", type=float, help=f"largest request body in MiB (default {d.max_body_mb:g})")
+    srv.add_argument("--max_pixels", type=int, help=f"largest image, width x height (default {d.max_pixels:,})")
+    srv.add_argument("--max_queue", type=int, help=f"image requests inside the service at once; more get 503 "
+                                                   f"(default {d.max_queue})")
+    srv.add_argument("--max_batch", type=int, help=f"waiting requests inferred together (default {d.max_batch})")
+    srv.add_argument("--url_timeout", type=float, help=f"seconds to download an image URL (default {d.url_timeout:g})")
+    srv.add_argument("--url_max_mb", type=float, help=f"largest image download in MiB (default {d.url_max_mb:g})")
+    srv.add_argument("--decode_threads", type=int, help="image decoding threads (default: one per core)")
+    srv.add_argument("--infer_threads", type=int, help="inference math threads (default: one per core)")
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    """``--serve --pipeline ...``: load the pipeline's model and serve it until SIGTERM/SIGINT."""
+    from .pipeline import load_pipeline_config, resolve_model_dir
+    from .serving.server import require_serving_packages, serve
+    from .serving.settings import ServeSettings, serve_settings
+
+    require_serving_packages()
+    config = load_pipeline_config(args.pipeline, model_dir=args.model_dir, model_name=args.model_name,
+                                  batch_size=args.batch_size, topk=args.topk)
+    cli_values = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(ServeSettings)}
+    settings = serve_settings(config, args.pipeline, cli_values)
+    resolve_model_dir(config)  # after the settings are checked: it may download the official model
+    serve(config, args.device, settings)
+
+
 def pipeline_command(args: argparse.Namespace) -> None:
-    """``--get_pipeline_config`` / ``--pipeline``: print each result, save JSON and image under --save_path."""
+    """``--serve``, ``--get_pipeline_config`` or ``--pipeline``: serve; write the config; or print each result and
+    save JSON and image under --save_path."""
     from .pipeline import create_pipeline, write_pipeline_config
 
+    if args.serve:
+        if not args.pipeline:
+            raise ConfigError("--serve needs --pipeline", "e.g. --serve --pipeline image_classification "
+                              "--model_dir output/best_model/inference")
+        serve_command(args)
+        return
     if args.get_pipeline_config:
         path = write_pipeline_config(args.get_pipeline_config, args.save_path or ".")
         logger.info("pipeline config written to %s", path)
@@ -77,55 +116,51 @@ def pipeline_command(args: argparse.Namespace) -> None:
             res.save_to_img(args.save_path)
 
 
-def resolve_mode(mode: str) -> Callable[[Dict[str, Any]], Dict[str, Any]]:
-    if mode not in MODES:
-        raise NotBuiltError(f"Global.mode={mode} is not available in this version of paddlex_cls",
-                            f"available modes: {', '.join(MODES)}")
-    module, func = MODES[mode]
-    return getattr(importlib.import_module(module), func)
+def prepare(source: ConfigSource) -> Dict[str, Any]:
+    """Complete the config for its mode (the mode's resolver reads the files it depends on) and save it."""
+    cfg = source.values
+    mode = MODES[cfg["Global"]["mode"]]
+    ensure_writable_dir(cfg["Global"]["output"], "Global.output")
+    mode.resolve(cfg, source.overridden)
+    if rank() == 0:
+        save_config(cfg, os.path.join(cfg["Global"]["output"], mode.config_file))
+    return cfg
 
 
-DEVICE_MODES = ("train", "evaluate", "export", "predict")
-
-
-def run(cfg: Dict[str, Any], config_path: str = "", overrides: List[str] = ()) -> Dict[str, Any]:
+def run(cfg: Dict[str, Any], source: ConfigSource) -> Dict[str, Any]:
     """Run the mode of a resolved config and write ``<output>/<mode>_result.json``.
 
-    A multi-card train re-runs the same command line (``config_path`` + ``overrides``) under the launcher.
+    A multi-card train re-runs the same command line (``source.path`` + its overrides) under the launcher.
     """
-    mode = cfg["Global"]["mode"]
-    runner = resolve_mode(mode)
-    out = cfg["Global"]["output"]
-    if rank() == 0:
-        save_config(cfg, os.path.join(out, CONFIG_NAME.get(mode, "config.yaml")))
-    if mode in DEVICE_MODES:
+    mode = MODES[cfg["Global"]["mode"]]
+    if mode.needs_device:
         device = parse_device(cfg["Global"]["device"])
         for key, value in device.runtime_env().items():  # before paddle is imported by the mode
             os.environ.setdefault(key, value)
-        if should_launch(mode, device):
-            return _launch_train(cfg, device, config_path, overrides)
-    result = runner(cfg)
+        if mode.may_launch and should_launch(device):
+            return _launch(cfg, device, source)
+    result = mode.run(cfg)
     if rank() == 0 and result is not None:
-        atomic_write_json(os.path.join(out, f"{mode}_result.json"), result)
+        atomic_write_json(os.path.join(cfg["Global"]["output"], f"{mode.name}_result.json"), result)
     return result
 
 
-def _launch_train(cfg: Dict[str, Any], device, config_path: str, overrides: List[str]) -> Dict[str, Any]:
-    from .engine.trainer import preflight
-
-    preflight(cfg)  # config and dataset errors are reported here, once, not by every worker
+def _launch(cfg: Dict[str, Any], device, source: ConfigSource) -> Dict[str, Any]:
     log_dir = os.path.join(cfg["Global"]["output"], LOG_DIR_NAME)
-    cmd = launch_command(os.path.abspath(config_path), list(overrides), device, log_dir, cfg["Train"]["dist_ips"])
+    cmd = launch_command(os.path.abspath(source.path), list(source.override_texts), device, log_dir,
+                         cfg["Train"]["dist_ips"])
     run_launch(cmd, launch_env(device), log_dir)
-    with open(os.path.join(cfg["Global"]["output"], "train_result.json"), encoding="utf-8") as f:
+    with open(os.path.join(cfg["Global"]["output"], f"{cfg['Global']['mode']}_result.json"), encoding="utf-8") as f:
         return json.load(f)
 
 
 def _write_failure(cfg: Optional[Dict[str, Any]], err: BaseException) -> None:
     if cfg is None or rank() != 0:
         return
-    mode = cfg["Global"]["mode"]
-    path = os.path.join(cfg["Global"]["output"], f"{mode}_result.json")
+    mode, out = cfg["Global"]["mode"], cfg["Global"]["output"]
+    if contains(out, cfg["Global"]["dataset_dir"]):  # never write into a user's dataset, not even a failure record
+        return
+    path = os.path.join(out, f"{mode}_result.json")
     try:
         atomic_write_json(path, {"done_flag": False, "err_type": type(err).__name__, "err_msg": str(err)})
     except OSError as e:  # the output folder itself may be the problem; the message on stderr still tells
@@ -136,16 +171,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("PADDLEX_CLS_DEBUG", "") not in ("", "0")
     setup_logging()
+    signals.install()
     cfg = None
     try:
-        if args.pipeline or args.get_pipeline_config:
+        if args.pipeline or args.get_pipeline_config or args.serve:
             pipeline_command(args)
             return 0
         if not args.config:
             raise ConfigError("no config file given", "pass one with -c, e.g. "
                               "-c configs/modules/image_classification/PP-LCNet_x1_0.yaml")
-        cfg = load_config(args.config, args.override)
-        run(cfg, args.config, args.override)
+        source = read_config(args.config, args.override)
+        cfg = source.values
+        run(prepare(source), source)
         return 0
     except PaddlexClsError as e:
         _write_failure(cfg, e)
@@ -154,8 +191,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"paddlex_cls error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        _write_failure(cfg, RuntimeFailure("interrupted (SIGINT)"))
         print("paddlex_cls: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        _write_failure(cfg, RuntimeFailure("terminated (SIGTERM)"))
+        print("paddlex_cls: terminated", file=sys.stderr)
+        return Terminated.exit_code
+    except OSError as e:
+        if e.errno not in _STORAGE_ERRORS:
+            _write_failure(cfg, e)
+            raise
+        print(f"paddlex_cls error: cannot write {e.filename or 'the output'}: {e.strerror}\nHow to fix: free disk "
+              "space or choose a writable folder with -o Global.output=...", file=sys.stderr)
+        return RuntimeFailure.exit_code
     except Exception as e:  # a bug: record the failure for tools that read the result file, keep the traceback
         _write_failure(cfg, e)
         raise

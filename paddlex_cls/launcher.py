@@ -7,7 +7,6 @@ recognise themselves by the launcher's environment (``PADDLE_TRAINERS_NUM``) and
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import re
 import shlex
@@ -16,19 +15,18 @@ import sys
 from typing import Dict, List, Optional, Sequence, Union
 
 from .device import Device
+from .distributed_env import is_worker
 from .errors import RuntimeFailure
+from .log import logger
 
-logger = logging.getLogger("paddlex_cls")
 LOG_DIR_NAME = "distributed_train_logs"
+# Installed with the package, so a non-editable install launches workers too (a checkout's main.py is not installed).
+WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker_main.py")
 
 
-def is_worker() -> bool:
-    """True inside a process started by paddle.distributed.launch."""
-    return "PADDLE_TRAINERS_NUM" in os.environ or "PADDLE_TRAINER_ID" in os.environ
-
-
-def should_launch(mode: str, device: Device) -> bool:
-    return mode == "train" and device.distributed and not is_worker()
+def should_launch(device: Device) -> bool:
+    """A multi-card device asks for the launcher, unless this process already is one of its workers."""
+    return device.distributed and not is_worker()
 
 
 def normalize_ips(dist_ips: Union[None, str, Sequence[str]]) -> Optional[str]:
@@ -42,7 +40,7 @@ def normalize_ips(dist_ips: Union[None, str, Sequence[str]]) -> Optional[str]:
 def launch_command(config_path: str, overrides: Sequence[str], device: Device, log_dir: str,
                    dist_ips: Union[None, str, Sequence[str]] = None, main_script: Optional[str] = None) -> List[str]:
     """The exact argv that runs this training on every card of ``device`` (and every node of ``dist_ips``)."""
-    script = main_script or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "main.py")
+    script = main_script or WORKER_SCRIPT
     cmd = [sys.executable, "-m", "paddle.distributed.launch"]
     if device.type == "cpu":
         cmd += ["--nproc_per_node", str(device.num_procs)]  # --devices crashes the launcher on CPU
@@ -64,8 +62,15 @@ def launch_env(device: Device) -> Dict[str, str]:
     return env
 
 
+def _tail(text: str, lines: int = 6) -> str:
+    kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
+    return "\n    ".join(ln[:300] for ln in kept) if kept else "(empty log)"
+
+
 def worker_errors(log_dir: str) -> List[str]:
-    """The error each failed worker printed, rank by rank (ours first, else its last traceback)."""
+    """What each worker's log says went wrong, rank by rank: our own error first, else its last traceback, else
+    (a worker that died without either, e.g. at start-up or killed) the tail of its log. Collective timeouts and
+    bare tails are listed after real errors: they are usually victims of another rank's failure."""
     found = []
     for path in sorted(glob.glob(os.path.join(log_dir, "workerlog.*")),
                        key=lambda p: int(p.rsplit(".", 1)[-1]) if p.rsplit(".", 1)[-1].isdigit() else 0):
@@ -80,9 +85,10 @@ def worker_errors(log_dir: str) -> List[str]:
         if tb >= 0:
             tail = text[tb:].strip().splitlines()
             last = [ln for ln in tail if ln and not ln.startswith(" ")][-1]
-            # A gloo/collective timeout is usually the victim of another rank's failure: list it last.
             victim = "timeout" in last.lower() or "gloo" in last.lower()
             found.append((1 if victim else 0, f"rank {rank}: {last} (see {path})"))
+        elif "training done" not in text:
+            found.append((2, f"rank {rank} stopped without an error message; {path} ends with:\n    {_tail(text)}"))
     return [msg for _, msg in sorted(found, key=lambda x: x[0])]
 
 

@@ -5,13 +5,11 @@ import logging
 import os
 import sys
 
+from .distributed_env import rank
+
 LOGGER_NAME = "paddlex_cls"
+logger = logging.getLogger(LOGGER_NAME)  # the one logger of the package: ``from ..log import logger``
 _FORMAT = "[%(asctime)s] paddlex_cls %(levelname)s: %(message)s"
-
-
-def rank() -> int:
-    """This process' rank under paddle.distributed.launch (0 when not distributed)."""
-    return int(os.environ.get("PADDLE_TRAINER_ID", "0") or 0)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -28,7 +26,6 @@ class _StderrHandler(logging.StreamHandler):
 
 def setup_logging(verbose: bool = False) -> logging.Logger:
     """Configure the logger once: rank 0 logs INFO (DEBUG if verbose), other ranks only warnings."""
-    logger = logging.getLogger(LOGGER_NAME)
     if not any(getattr(h, "_paddlex_cls", False) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(_FORMAT, "%Y/%m/%d %H:%M:%S"))
@@ -45,5 +42,11 @@ def add_file_handler(path: str) -> logging.Handler:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter(_FORMAT, "%Y/%m/%d %H:%M:%S"))
-    logging.getLogger(LOGGER_NAME).addHandler(handler)
+    logger.addHandler(handler)
     return handler
+
+
+def remove_handler(handler: logging.Handler) -> None:
+    """Detach and close a handler added by ``add_file_handler``."""
+    logger.removeHandler(handler)
+    handler.close()

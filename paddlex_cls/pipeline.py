@@ -14,6 +14,7 @@ import yaml
 from .config import read_yaml
 from .errors import ConfigError
 from .fileio import atomic_write_text
+from .log import logger
 from .results import ClsResult
 
 PIPELINE_NAME = "image_classification"
@@ -24,7 +25,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
         MODULE_KEY: {
             "module_name": "image_classification",
             "model_name": "PP-LCNet_x0_5",
-            "model_dir": None,  # official models cannot be downloaded here: point this at an exported folder
+            "model_dir": None,  # null: the official ImageNet model of model_name
             "batch_size": 4,
             "topk": 5,
         },
@@ -43,9 +44,18 @@ def write_pipeline_config(name: str, save_path: str) -> str:
     """Write ``<save_path>/<name>.yaml`` (a folder) or ``save_path`` itself (a .yaml path); returns the path."""
     _check_name(name)
     path = save_path if save_path.endswith((".yaml", ".yml")) else os.path.join(save_path, f"{name}.yaml")
-    text = ("# General Image Classification pipeline (paddlex_cls). Set SubModules.ImageClassification.model_dir to\n"
-            "# an exported inference folder, e.g. output/best_model/inference.\n")
-    atomic_write_text(path, text + yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False))
+    text = ("# General Image Classification pipeline (paddlex_cls). SubModules.ImageClassification.model_dir: an\n"
+            "# exported inference folder (e.g. output/best_model/inference), or null for the official model_name.\n")
+    serving = ("# paddlex-cls --serve reads an optional section (PaddleX uses visualize, ignores the rest); defaults:\n"
+               "# Serving:\n"
+               "#   visualize: true        # return the labelled image unless a request says otherwise\n"
+               "#   max_body_mb: 20        # largest request body\n"
+               "#   max_pixels: 50000000   # largest image (width x height)\n"
+               "#   max_queue: 32          # requests inside the service at once; more get 503\n"
+               "#   max_batch: 8           # waiting requests inferred together\n"
+               "#   url_timeout: 10        # seconds to download an image URL\n"
+               "#   url_max_mb: 15         # largest image URL download\n")
+    atomic_write_text(path, text + yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False) + serving)
     return path
 
 
@@ -66,16 +76,28 @@ def load_pipeline_config(pipeline: str, **overrides: Any) -> Dict[str, Any]:
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) SubModules.{MODULE_KEY}.{', '.join(sorted(unknown))}",
                           f"valid keys: {', '.join(sorted(_MODULE_KEYS))}")
+    if overrides.get("model_dir") and not overrides.get("model_name"):
+        module["model_name"] = None  # a folder given on the command line names its own model (inference.yml)
     module.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("batch_size", "topk"):
         if not isinstance(module.get(key), int) or module[key] < 1:
             raise ConfigError(f"{source}: SubModules.{MODULE_KEY}.{key} must be a positive int, got "
                               f"{module.get(key)!r}", f"e.g. {key}: 1")
-    if not module.get("model_dir"):
-        raise ConfigError(f"{source}: SubModules.{MODULE_KEY}.model_dir is null; official models cannot be "
-                          "downloaded here", "set it to an exported inference folder (e.g. "
-                          "output/best_model/inference) in the YAML, or pass --model_dir")
     return data
+
+
+def resolve_model_dir(config: Dict[str, Any]) -> str:
+    """Set and return the module's model folder: its ``model_dir``, or for null the cached export of the official
+    ``model_name`` (downloaded and exported on first use, as ``create_model`` does)."""
+    module = config["SubModules"][MODULE_KEY]
+    if not module.get("model_dir"):
+        if not module.get("model_name"):
+            raise ConfigError(f"SubModules.{MODULE_KEY} has neither model_dir nor model_name",
+                              "set model_dir to an exported folder, or model_name for the official model")
+        from .official_models import official_model_dir
+
+        module["model_dir"] = official_model_dir(module["model_name"])
+    return module["model_dir"]
 
 
 class ClsPipeline:
@@ -88,6 +110,7 @@ class ClsPipeline:
         m = config["SubModules"][MODULE_KEY]
         self.model = create_model(model_name=m.get("model_name"), model_dir=m["model_dir"], device=device or "cpu",
                                   batch_size=m["batch_size"], topk=m["topk"])
+        logger.info("pipeline %s: model %s from %s", PIPELINE_NAME, self.model.model_name, self.model.model_dir)
 
     def predict(self, input, **kwargs) -> Iterator[ClsResult]:  # noqa: A002  PaddleX's argument name
         return self.model.predict(input, batch_size=kwargs.get("batch_size"))

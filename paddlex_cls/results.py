@@ -22,7 +22,7 @@ class ClsResult:
         ...     res.save_to_img("./output/")
     """
 
-    def __init__(self, input_path: Optional[str], image: Image.Image, class_ids: List[int], scores: List[float],
+    def __init__(self, input_path: Optional[str], image: np.ndarray, class_ids: List[int], scores: List[float],
                  label_names: List[str], page_index: Optional[int] = None):
         self.input_path = input_path
         self.image = image
@@ -51,7 +51,7 @@ class ClsResult:
             text = f"{self.label_names[0]} {self.scores[0]:.2f}"
         else:
             text = f"{self.class_ids[0]} {self.scores[0]:.2f}"
-        return {"res": draw_label(self.image, text)}
+        return {"res": draw_label(Image.fromarray(self.image), text)}
 
     def print(self, json_format: bool = False, indent: int = 4, ensure_ascii: bool = False) -> None:
         if json_format:
@@ -73,7 +73,7 @@ class ClsResult:
 
     def save_to_json(self, save_path: str, indent: int = 4, ensure_ascii: bool = False) -> str:
         path = self._target(save_path, ".json")
-        atomic_write_json(path, self.json)
+        atomic_write_json(path, self.json, indent=indent, ensure_ascii=ensure_ascii)
         return path
 
     def save_to_img(self, save_path: str) -> str:
@@ -87,7 +87,7 @@ class ClsResult:
         return path
 
 
-def softmax_topk(probs: np.ndarray, k: int):
-    """Indices and scores of the k largest entries of each row."""
+def top_k(probs: np.ndarray, k: int):
+    """Indices and values of the k largest entries of each row, largest first."""
     idx = np.argsort(-probs, axis=1)[:, :k]
     return idx, np.take_along_axis(probs, idx, axis=1)

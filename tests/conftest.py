@@ -54,3 +54,17 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 600) -> subprocess.Comp
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+@pytest.fixture
+def pxlog(caplog):
+    """caplog for the paddlex_cls logger, which does not propagate once the CLI has set up logging in-process."""
+    import logging
+
+    logger = logging.getLogger("paddlex_cls")
+    handlers, level = logger.handlers[:], logger.level
+    logger.handlers = [caplog.handler]  # only the capture: no stderr handler left by an in-process CLI run
+    logger.setLevel(logging.INFO)
+    yield caplog
+    logger.handlers = handlers
+    logger.setLevel(level)

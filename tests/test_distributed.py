@@ -9,6 +9,7 @@ import pytest
 
 from paddlex_cls.device import parse_device
 from paddlex_cls.launcher import launch_command, launch_env, normalize_ips, should_launch, worker_errors
+from paddlex_cls.modes import MODES
 
 from .conftest import CONFIG_DIR, make_dataset, run_cli
 
@@ -39,11 +40,12 @@ def test_device_env_and_launch_rules(monkeypatch):
     assert launch_env(parse_device("npu:0,1"))["FLAGS_npu_jit_compile"] == "0"
     assert launch_env(parse_device("xpu:0,1"))["BKCL_TIMEOUT"] == "1800"
     assert launch_env(parse_device("mlu:0,1"))["FLAGS_use_stride_kernel"] == "0"
-    assert should_launch("train", parse_device("gpu:0,1"))
-    assert not should_launch("train", parse_device("gpu:0"))
-    assert not should_launch("evaluate", parse_device("gpu:0,1"))
+    assert should_launch(parse_device("gpu:0,1"))
+    assert not should_launch(parse_device("gpu:0"))
+    # only the modes table's may_launch modes ever ask the launcher
+    assert [m.name for m in MODES.values() if m.may_launch] == ["train"]
     monkeypatch.setenv("PADDLE_TRAINERS_NUM", "2")
-    assert not should_launch("train", parse_device("gpu:0,1"))  # a worker never re-launches
+    assert not should_launch(parse_device("gpu:0,1"))  # a worker never re-launches
     assert normalize_ips(" a , b ,") == "a,b" and normalize_ips(None) is None
 
 

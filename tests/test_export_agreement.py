@@ -9,11 +9,10 @@ import paddle
 import pytest
 
 from paddlex_cls.engine.exporter import ExportSpec, export_model
-from paddlex_cls.engine.predictor import Predictor
+from paddlex_cls.inference.predictor import Predictor
 from paddlex_cls.models import get_entry, list_models
 
 from .model_reference import small_input_size, smallest_per_family
-
 
 FAST = smallest_per_family()
 SLOW = [n for n in list_models() if n not in FAST]

@@ -9,6 +9,7 @@ from PIL import Image
 
 from paddlex_cls.dataset_check import histogram
 from paddlex_cls.errors import DatasetError
+from paddlex_cls.figures import font_families
 
 
 def test_two_classes(tmp_path):
@@ -38,8 +39,8 @@ def test_order_is_by_train_count_then_label_order():
 
 
 def test_cjk_names_get_a_cjk_font():
-    assert "Droid Sans Fallback" in histogram._font_families("垃圾分类")
-    assert histogram._font_families("cat")[0] == "DejaVu Sans"
+    assert "Droid Sans Fallback" in font_families("垃圾分类")
+    assert font_families("cat")[0] == "DejaVu Sans"
 
 
 def test_no_classes_is_a_dataset_error(tmp_path):

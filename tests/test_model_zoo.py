@@ -26,6 +26,19 @@ def test_state_dict_matches_official(name):
     assert got == want, "shapes differ from the official weights"
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_head_is_the_only_part_that_depends_on_num_classes(name):
+    """``ModelEntry.head`` names the classifier Linear: fine-tuning re-initialises (and may train) just it."""
+    head = get_entry(name).head
+    with paddle.LazyGuard():
+        net = build_model(name, num_classes=7)
+    got = {k: list(v.shape) for k, v in net.state_dict().items()}
+    official = {k: shape for k, shape, _ in reference()[name]["keys"]}  # 1000 classes
+    assert got[f"{head}.weight"] == official[f"{head}.weight"][:-1] + [7]
+    assert got[f"{head}.bias"] == [7] and official[f"{head}.bias"] == [1000]
+    assert [k for k in got if got[k] != official.get(k)] == [f"{head}.weight", f"{head}.bias"]
+
+
 def _forward_backward(name: str, num_classes: int = 7):
     entry = get_entry(name)
     size = small_input_size(entry)

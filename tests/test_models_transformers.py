@@ -1,5 +1,6 @@
-"""Family-specific checks of Swin Transformer and CLIP: input-size errors, padded sizes, the shifted-window mask,
-layer-wise decay ids, and export agreement (masks and paddle.roll traced into the static graph)."""
+"""Family-specific checks of Swin Transformer and CLIP: padded sizes, the shifted-window mask, layer-wise decay ids,
+no-weight-decay names, and export agreement (masks and paddle.roll traced into the static graph). Input-size errors:
+test_models_input_size.py."""
 from __future__ import annotations
 
 import os
@@ -10,38 +11,23 @@ import pytest
 
 from paddlex_cls.errors import ModelError
 from paddlex_cls.models import build_model
-from paddlex_cls.models.swin_transformer import _shift_mask
+from paddlex_cls.models.clip_vit import CLIPVisionTransformer
+from paddlex_cls.models.swin_transformer import SwinTransformer, _shift_mask
 
 SWIN = "SwinTransformer_tiny_patch4_window7_224"
 CLIP = "CLIP_vit_base_patch16_224"
 
 
-@pytest.mark.parametrize("name, size", [(SWIN, 16), (CLIP, 8)])
-def test_too_small_input_raises_model_error(name, size):
-    paddle.seed(0)
-    net = build_model(name, num_classes=3)
+@pytest.mark.parametrize("net", [
+    SwinTransformer(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), window=7, num_classes=3),
+    CLIPVisionTransformer(patch_size=16, embed_dim=8, depth=1, num_heads=1, num_classes=3),
+], ids=["swin", "clip"])
+def test_dynamic_spatial_size_cannot_be_traced(net):
+    # Paddings, masks and the resized position table are computed from the size in Python: a traced graph needs it.
     net.eval()
-    with pytest.raises(ModelError) as err:
-        net(paddle.zeros([1, 3, size, size]))
-    assert name in err.value.message and f"{size}x{size}" in err.value.message
-    assert "at least" in err.value.hint
-
-
-def test_swin_builder_checks_img_size():
-    with pytest.raises(ModelError):
-        build_model(SWIN, num_classes=3, img_size=16)
-    with paddle.LazyGuard():
-        assert build_model(SWIN, num_classes=3, img_size=64).img_size == 64
-
-
-@pytest.mark.parametrize("name, size", [(SWIN, 50), (CLIP, 40)])
-def test_sizes_that_need_padding_run(name, size):
-    paddle.seed(0)
-    net = build_model(name, num_classes=3)
-    net.eval()
-    with paddle.no_grad():
-        out = net(paddle.randn([1, 3, size, size]))
-    assert out.shape == [1, 3] and np.isfinite(out.numpy()).all()
+    spec = [paddle.static.InputSpec([None, 3, None, None], "float32", "x")]
+    with pytest.raises(ModelError, match="dynamic spatial input size"):
+        _ = paddle.jit.to_static(net, input_spec=spec, full_graph=True).forward.concrete_program  # traces
 
 
 @pytest.mark.parametrize("height, width, window", [(14, 14, 7), (7, 7, 7), (24, 12, 12)])

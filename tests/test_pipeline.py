@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from paddlex_cls import create_pipeline
-from paddlex_cls.errors import ConfigError, DatasetError, WeightsError
-from paddlex_cls.models import get_entry
 from paddlex_cls.engine.exporter import ExportSpec, export_model
+from paddlex_cls.errors import DatasetError, WeightsError
+from paddlex_cls.models import get_entry
 
 from .conftest import ROOT, make_dataset
 
@@ -80,8 +80,11 @@ def test_python_api_from_yaml(exported, tmp_path):
 
 @pytest.mark.parametrize("case", ["unknown_name", "missing_yaml", "malformed_yaml", "null_model_dir",
                                   "not_an_export", "missing_input"])
-def test_bad_pipeline_inputs(exported, tmp_path, case):
+def test_bad_pipeline_inputs(exported, tmp_path, case, monkeypatch):
     model_dir, data = exported
+    # no model folder means the official model: here its source is an empty local folder (never the network)
+    monkeypatch.setenv("PADDLEX_CLS_MODEL_SOURCE", str(tmp_path / "no_weights_here"))
+    monkeypatch.setenv("PADDLEX_CLS_HOME", str(tmp_path / "home"))
     args = ["--pipeline", "image_classification", "--input", str(data / "images" / "0_0.png"),
             "--model_dir", str(model_dir)]
     if case == "unknown_name":
@@ -92,7 +95,7 @@ def test_bad_pipeline_inputs(exported, tmp_path, case):
         (tmp_path / "bad.yaml").write_text("pipeline_name: image_classification\nSubModules: [1, 2\n")
         args[1], code, needle = str(tmp_path / "bad.yaml"), 2, "not valid YAML"
     elif case == "null_model_dir":
-        args, code, needle = args[:4], 2, "SubModules.ImageClassification.model_dir is null"
+        args, code, needle = args[:4], 5, "PP-LCNet_x0_5_pretrained.pdparams"
     elif case == "not_an_export":
         args[5], code, needle = str(tmp_path), 5, "inference.yml does not exist"
     else:
@@ -102,9 +105,11 @@ def test_bad_pipeline_inputs(exported, tmp_path, case):
     assert needle in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_api_errors(exported, tmp_path):
+def test_api_errors(exported, tmp_path, monkeypatch):
     model_dir, _ = exported
-    with pytest.raises(ConfigError, match="model_dir is null"):
+    monkeypatch.setenv("PADDLEX_CLS_MODEL_SOURCE", str(tmp_path / "no_weights_here"))
+    monkeypatch.setenv("PADDLEX_CLS_HOME", str(tmp_path / "home"))
+    with pytest.raises(WeightsError, match="PADDLEX_CLS_MODEL_SOURCE"):  # null model_dir: the official model
         create_pipeline("image_classification")
     with pytest.raises(WeightsError):
         create_pipeline("image_classification", model_dir=str(tmp_path))

@@ -1,12 +1,24 @@
 """The registry: names equal the config file stems, configs are the generator's output, loud errors."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from paddlex_cls.config import load_config
 from paddlex_cls.config.model_config import render_model_config
 from paddlex_cls.errors import ModelError
-from paddlex_cls.models import build_model, get_entry, list_models, register_model
+from paddlex_cls.models import (
+    Preprocess,
+    Recipe,
+    Variant,
+    build_model,
+    get_entry,
+    list_models,
+    register_family,
+    register_model,
+    registry,
+)
 
 from .conftest import CONFIG_DIR
 from .model_reference import reference
@@ -58,23 +70,66 @@ def test_unknown_model_suggests():
         build_model("PP-LCNet_x1_O")
 
 
-def test_duplicate_registration_raises():
+@dataclass(frozen=True)
+class _ToyArch:
+    width: int
+    drop_path_rate: float
+
+
+def _toy_network(width: int, drop_path_rate: float, num_classes: int = 1000, extra: str = "") -> dict:
+    return {"width": width, "drop_path_rate": drop_path_rate, "num_classes": num_classes, "extra": extra}
+
+
+_TOY_ROWS = (
+    Variant("Toy_small", _ToyArch(width=8, drop_path_rate=0.0), Preprocess(), Recipe(batch_size=8), top1=0.5),
+    Variant("Toy_large", _ToyArch(width=32, drop_path_rate=0.2), Preprocess(min_size=1), Recipe(), top1=None),
+)
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """The registry with room for test entries, restored afterwards."""
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+
+
+def test_register_family_builds_each_row_from_its_own_arguments(scratch_registry):
+    register_family("Toy", _TOY_ROWS, _toy_network, head="fc")
+    assert list_models(family="Toy") == ["Toy_large", "Toy_small"]
+    small = build_model("Toy_small", num_classes=3)
+    assert small == {"width": 8, "drop_path_rate": 0.0, "num_classes": 3, "extra": ""}
+    # Keyword arguments override the row's arguments or reach the network's own.
+    large = build_model("Toy_large", drop_path_rate=0.0, extra="x")
+    assert large == {"width": 32, "drop_path_rate": 0.0, "num_classes": 1000, "extra": "x"}
+    entry = get_entry("Toy_small")
+    assert (entry.head, entry.recipe.batch_size, entry.imagenet_top1) == ("fc", 8, 0.5)
+    assert entry.preprocess == Preprocess()
+    assert entry.pretrained_url.endswith("/Toy_small_pretrained.pdparams")
+
+
+def test_variant_arch_must_be_a_dataclass(scratch_registry):
+    with pytest.raises(TypeError, match="Toy_tuple"):
+        register_family("Toy", [Variant("Toy_tuple", (8, 0.0), Preprocess(), Recipe())], _toy_network, head="fc")
+
+
+def test_duplicate_registration_raises(scratch_registry):
     with pytest.raises(ValueError, match="registered twice"):
-        register_model("ResNet18", family="ResNet")(lambda **kw: None)
+        register_model("ResNet18", family="ResNet", head="fc")(lambda **kw: None)
+    with pytest.raises(ValueError, match="Toy_small.*registered twice"):
+        register_family("Toy", _TOY_ROWS + _TOY_ROWS[:1], _toy_network, head="fc")
 
 
-def test_list_models_filters():
-    assert list_models(family="ResNet") == sorted(n for n in list_models() if n.startswith("ResNet"))
-    assert list_models(pattern="PP-LCNet_x0_*") == ["PP-LCNet_x0_25", "PP-LCNet_x0_35", "PP-LCNet_x0_5",
-                                                    "PP-LCNet_x0_75"]
+@pytest.mark.parametrize("name, rate", [("SwinTransformer_tiny_patch4_window7_224", 0.2),
+                                        ("SwinTransformer_large_patch4_window7_224", 0.1), ("StarNet-S2", 0.01)])
+def test_drop_path_rate_comes_from_the_row(name, rate):
+    """The row is the single source of the rate PaddleClas / PaddleX build the model with; a keyword overrides it."""
+    import paddle
 
+    from paddlex_cls.models.layers import DropPath
 
-def test_generated_docs_are_current():
-    import subprocess
-    import sys
+    def deepest_rate(**kwargs) -> float:
+        with paddle.LazyGuard():
+            net = build_model(name, num_classes=3, **kwargs)
+        return max([layer.drop_prob for layer in net.sublayers() if isinstance(layer, DropPath)], default=0.0)
 
-    from .conftest import ROOT
-
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_docs.py"), "--check"], capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, "docs are stale: run python tools/gen_docs.py\n" + proc.stdout
+    assert deepest_rate() == pytest.approx(rate)
+    assert deepest_rate(drop_path_rate=0.0) == 0.0

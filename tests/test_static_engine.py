@@ -138,7 +138,7 @@ def test_recipe_options_exact(native_kernels):
 
     def vit():
         return CLIPVisionTransformer(patch_size=16, embed_dim=32, depth=2, num_heads=2, num_classes=NC,
-                                     output_dim=16, img_size=SIZE, drop_rate=0.1, drop_path_rate=0.2)
+                                     output_dim=16, drop_rate=0.1, drop_path_rate=0.2)
 
     exact_run(make_spec(vit, recipe, lr=1e-3, warmup=1), batches(2) + batches(1, size=3, seed=1))
 

@@ -1,11 +1,10 @@
 """Load a config file, apply overrides, validate every key against the schema, write the resolved config."""
 from __future__ import annotations
 
-import copy
 import difflib
-import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Tuple, Union
+from typing import Any, Dict, Iterable, Sequence, Tuple, Union
 
 import yaml
 
@@ -79,10 +78,10 @@ def _apply(cfg: Dict[str, Any], ov: Override) -> None:
         node[last] = coerce(ov.key, field, Raw(ov.raw))
     elif isinstance(node, list):
         idx = _index(node, last, ov, len(ov.path) - 1, allow_append=True)
-        value = yaml_value(ov.raw)
+        value = yaml_value(ov.raw, ov.key)
         node.append(value) if idx == len(node) else node.__setitem__(idx, value)
     elif isinstance(node, dict) and _inside_free_value(ov.path):
-        node[last] = yaml_value(ov.raw)
+        node[last] = yaml_value(ov.raw, ov.key)
     else:
         raise ConfigError(f"unknown config key {ov.key} (from -o {ov.key}={ov.raw})", _suggest(ov.key))
 
@@ -116,14 +115,35 @@ def _index(node: list, part: str, ov: Override, depth: int, allow_append: bool =
     return idx
 
 
-class ResolvedConfig(dict):
-    """The resolved config (a plain nested dict) that also remembers which keys ``-o`` set."""
+@dataclass(frozen=True)
+class ConfigSource:
+    """A config as read: every key typed and checked against the schema, plus which keys ``-o`` set.
 
+    Modes complete it (``paddlex_cls.modes``) before it is saved; ``overridden`` tells them which values the user
+    chose on the command line, and so must win over values inherited from files (e.g. a training run's config).
+    """
+
+    values: Dict[str, Any]
     overridden: frozenset = frozenset()
+    path: str = ""
+    override_texts: Tuple[str, ...] = ()  # the ``-o`` arguments as given, to re-run the same command
 
 
-def load_config(path: Union[str, Path], overrides: Iterable[str] = ()) -> ResolvedConfig:
-    """Load a config file, apply ``KEY=VALUE`` overrides in order (later wins) and validate the result.
+def read_config(path: Union[str, Path], overrides: Sequence[str] = ()) -> ConfigSource:
+    """Load a config file and apply ``KEY=VALUE`` overrides in order (later wins); every value is typed, range
+    checked and validated against the schema."""
+    cfg = S.defaults()
+    _merge_file(cfg, read_yaml(path), (), str(path))
+    parsed = parse_overrides(overrides)
+    for ov in parsed:
+        _apply(cfg, ov)
+    if not cfg["Global"]["model"]:
+        cfg["Global"]["model"] = Path(path).stem
+    return ConfigSource(cfg, frozenset(ov.key for ov in parsed), str(path), tuple(overrides))
+
+
+def load_config(path: Union[str, Path], overrides: Iterable[str] = ()) -> Dict[str, Any]:
+    """The config of ``path`` with overrides applied, as a plain nested dict (see ``read_config``).
 
     Example:
         >>> cfg = load_config("configs/modules/image_classification/PP-LCNet_x1_0.yaml",
@@ -131,36 +151,9 @@ def load_config(path: Union[str, Path], overrides: Iterable[str] = ()) -> Resolv
         >>> cfg["Train"]["epochs_iters"]
         2
     """
-    cfg = ResolvedConfig(S.defaults())
-    _merge_file(cfg, read_yaml(path), (), str(path))
-    parsed = parse_overrides(overrides)
-    for ov in parsed:
-        _apply(cfg, ov)
-    cfg.overridden = frozenset(ov.key for ov in parsed)
-    if not cfg["Global"]["model"]:
-        cfg["Global"]["model"] = Path(path).stem
-    _check_ranges(cfg)
-    return cfg
-
-
-def _check_ranges(cfg: Dict[str, Any]) -> None:
-    positive: List[Tuple[str, str]] = [("Train", "epochs_iters"), ("Train", "batch_size"), ("Train", "num_classes"),
-                                       ("Train", "log_interval"), ("Train", "eval_interval"),
-                                       ("Train", "save_interval"), ("Predict", "batch_size"), ("Predict", "topk"),
-                                       ("Evaluate", "log_interval"), ("CheckDataset", "max_errors")]
-    for sec, key in positive:
-        if cfg[sec][key] is not None and cfg[sec][key] < 1:
-            raise ConfigError(f"config key {sec}.{key} must be >= 1, got {cfg[sec][key]}",
-                              f"set -o {sec}.{key}=<positive int>")
-    if cfg["Train"]["warmup_steps"] < 0:
-        raise ConfigError(f"config key Train.warmup_steps must be >= 0, got {cfg['Train']['warmup_steps']}",
-                          "set -o Train.warmup_steps=0 for no warmup")
-    size = cfg["Global"]["input_size"]
-    if size is not None and size < 8:
-        raise ConfigError(f"config key Global.input_size must be >= 8, got {size}", "e.g. -o Global.input_size=32")
+    return read_config(path, overrides).values
 
 
 def save_config(cfg: Dict[str, Any], path: Union[str, Path]) -> None:
     """Write the resolved config as YAML (atomically)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    atomic_write_text(path, yaml.safe_dump(copy.deepcopy(dict(cfg)), sort_keys=False, allow_unicode=True))
+    atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))

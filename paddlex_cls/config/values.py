@@ -1,6 +1,7 @@
 """Turning a raw override string or a YAML value into the type a schema field declares."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -19,8 +20,25 @@ class Raw(str):
     """An override's text, not yet typed (a YAML value from a file is already typed)."""
 
 
-def yaml_value(text: str) -> Any:
+MAX_NESTING = 20  # a config value never nests deeper; thousands of brackets would exhaust the parser's recursion
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def yaml_value(text: str, key: str = "") -> Any:
     """Type a free-form value as a YAML scalar or flow collection (``[1,2]``, ``{a: 1}``, ``1e-3``)."""
+    if _nesting(text) > MAX_NESTING:
+        raise ConfigError(f"the value of {key or 'an override'} nests lists/mappings more than {MAX_NESTING} deep",
+                          "give a flat value, e.g. -o Predict.input=[a.jpg,b.jpg]")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
@@ -52,7 +70,23 @@ def coerce(key: str, field: Field, value: Any) -> Any:
     if field.choices and value not in field.choices:
         raise ConfigError(f"config key {key} must be one of {', '.join(field.choices)}; got {value!r}",
                           f"e.g. -o {key}={field.choices[0]}")
+    check_range(key, field, value)
     return value
+
+
+def check_range(key: str, field: Field, value: Any) -> None:
+    """Refuse a number outside the field's bounds, and any float that is not finite (nan, inf, 1e400)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        bounds = f" {field.range_text()}" if field.range_text() else ""
+        raise ConfigError(f"config key {key} must be a finite number, got {value!r}",
+                          f"set -o {key}=<a number{bounds}> ({field.doc})")
+    bad = ((field.ge is not None and value < field.ge) or (field.gt is not None and value <= field.gt)
+           or (field.le is not None and value > field.le) or (field.lt is not None and value >= field.lt))
+    if bad:
+        raise ConfigError(f"config key {key} must be {field.range_text()}, got {value!r}",
+                          f"set -o {key}=<{field.type} {field.range_text()}> ({field.doc})")
 
 
 def coerce_raw(key: str, field: Field, text: str) -> Any:
@@ -74,7 +108,7 @@ def coerce_raw(key: str, field: Field, text: str) -> Any:
             return float(_unquote(text))
         except ValueError:
             raise _bad(key, field, text, "a float") from None
-    parsed = yaml_value(text)
+    parsed = yaml_value(text, key)
     if t == "str_or_list":
         return [str(v) for v in parsed] if isinstance(parsed, list) else _unquote(text)
     if t == "list":

@@ -8,8 +8,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import DatasetError
-from .annotations import LABEL_FILE, SPLIT_FILES, Sample, parse_dataset
-from .transforms import load_rgb
+from ..preprocess.image_io import load_image
+from .annotations import LABEL_FILE, SPLIT_FILES, SplitSamples, parse_dataset
 
 
 class ImageReadError(DatasetError):
@@ -34,7 +34,7 @@ class ClsDataset:
         self.root = ann.root
         self.split = split
         self.labels: Dict[int, str] = ann.labels
-        self.samples: List[Sample] = ann.splits[split]
+        self.samples: SplitSamples = ann.splits[split]
         self.transform = transform
         self.seed = seed
         self.epoch = 0
@@ -43,6 +43,10 @@ class ClsDataset:
     def set_epoch(self, epoch: int) -> None:
         """Random augmentation of item i in epoch e depends on (seed, e, i) only: workers and resume agree."""
         self.epoch = epoch
+
+    def labels_array(self) -> np.ndarray:
+        """The class id of every sample, in order."""
+        return np.asarray(self.samples.labels, dtype=np.int64)
 
     @property
     def num_classes(self) -> int:
@@ -58,7 +62,7 @@ class ClsDataset:
             random.seed(item_seed)
             np.random.seed(item_seed)
         try:
-            img = load_rgb(s.path)
+            img = load_image(s.path)
         except Exception:  # PIL raises many types for a broken file; check_batch reports it
             return np.zeros((3, self.image_size, self.image_size), np.float32), np.asarray(-1 - idx, dtype=np.int64)
         return self.transform(img), np.asarray(s.label, dtype=np.int64)
@@ -69,7 +73,7 @@ class ClsDataset:
         if bad.size:
             s = self.samples[int(-1 - bad.flat[0])]
             try:
-                load_rgb(s.path)
+                load_image(s.path)
                 why = "read failed"
             except Exception as e:  # noqa: BLE001  re-read in this process to name the real cause
                 why = f"{type(e).__name__}: {e}"

@@ -1,36 +1,21 @@
-"""Image transforms on PIL images / numpy arrays, and the train/eval presets derived from a model's metadata.
+"""Training and evaluation transforms on RGB uint8 HWC arrays, derived from a model's preprocessing metadata.
 
-The eval preset is exactly what ``inference.yml`` describes (ResizeImage -> CropImage -> NormalizeImage ->
-ToCHWImage), and the predictor runs this same code, so training-time evaluation, ``evaluate`` and ``predict``
-preprocess identically.
+The eval transform is built from ``preprocess.spec.eval_ops``, the same list ``inference.yml`` records and the
+predictor reads, so training-time evaluation, ``evaluate`` and ``predict`` preprocess identically. The train
+transform crops and resizes in one OpenCV call (no full-size intermediate), as PaddleClas does.
 """
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 from typing import Callable, List, Sequence, Tuple
 
+import cv2
 import numpy as np
 from PIL import Image
 
-from ..models.registry import Preprocess
-
-_INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
-
-
-@dataclass(frozen=True)
-class EvalSizes:
-    """The eval resize of the short side and the crop, for the input size actually used."""
-
-    resize_short: int
-    crop: int
-
-
-def eval_sizes(pre: Preprocess, input_size: int | None = None) -> EvalSizes:
-    """Keep the model's resize-to-crop ratio when training at another input size (e.g. 256/224 at 32 -> 37/32)."""
-    crop = input_size or pre.input_size
-    return EvalSizes(int(round(crop * pre.resize_short / pre.input_size)), crop)
+from ..preprocess.ops import build_transform, interpolation_flag, normalize, to_chw
+from ..preprocess.spec import Preprocess, eval_ops
 
 
 class Compose:
@@ -43,39 +28,15 @@ class Compose:
         return img
 
 
-class ResizeShort:
-    """Resize so the short side equals ``size``, keeping the aspect ratio."""
-
-    def __init__(self, size: int, interpolation: str = "bilinear"):
-        self.size, self.interp = size, _INTERP[interpolation]
-
-    def __call__(self, img: Image.Image) -> Image.Image:
-        w, h = img.size
-        scale = self.size / min(w, h)
-        new = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
-        return img if new == (w, h) else img.resize(new, self.interp)
-
-
-class CenterCrop:
-    def __init__(self, size: int):
-        self.size = size
-
-    def __call__(self, img: Image.Image) -> Image.Image:
-        w, h = img.size
-        if w < self.size or h < self.size:  # tiny inputs: grow first so the crop is always full
-            img = ResizeShort(self.size)(img)
-            w, h = img.size
-        left, top = (w - self.size) // 2, (h - self.size) // 2
-        return img.crop((left, top, left + self.size, top + self.size))
-
-
 class RandomResizedCrop:
     """Crop a random area (``scale`` of the image) with a random aspect ratio, resized to ``size``."""
 
     def __init__(self, size: int, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), interpolation: str = "bilinear"):
-        self.size, self.scale, self.ratio, self.interp = size, scale, ratio, _INTERP[interpolation]
+        self.size, self.scale, self.ratio = size, scale, ratio
+        self.interp = interpolation_flag(interpolation)
 
-    def _box(self, w: int, h: int, rng: random.Random) -> Tuple[int, int, int, int]:
+    def box(self, w: int, h: int, rng: random.Random) -> Tuple[int, int, int, int]:
+        """(left, top, right, bottom) of the crop."""
         area = w * h
         log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
         for _ in range(10):
@@ -89,33 +50,28 @@ class RandomResizedCrop:
         x, y = (w - side) // 2, (h - side) // 2
         return x, y, x + side, y + side
 
-    def __call__(self, img: Image.Image) -> Image.Image:
-        box = self._box(*img.size, random)
-        return img.resize((self.size, self.size), self.interp, box=box)
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        h, w = img.shape[:2]
+        left, top, right, bottom = self.box(w, h, random)
+        return cv2.resize(img[top:bottom, left:right], (self.size, self.size), interpolation=self.interp)
 
 
 class RandomHorizontalFlip:
     def __init__(self, p: float = 0.5):
         self.p = p
 
-    def __call__(self, img: Image.Image) -> Image.Image:
-        return img.transpose(Image.FLIP_LEFT_RIGHT) if random.random() < self.p else img
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return img[:, ::-1] if random.random() < self.p else img
 
 
-class Normalize:
-    """uint8 HWC -> float32 HWC: ``(x / 255 - mean) / std``."""
+class PilPolicy:
+    """Runs a PIL-based augmentation policy (AutoAugment, RandAugment) on an array."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, 1, 3)
-        self.std = np.asarray(std, dtype=np.float32).reshape(1, 1, 3)
+    def __init__(self, policy: Callable[[Image.Image], Image.Image]):
+        self.policy = policy
 
-    def __call__(self, img) -> np.ndarray:
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-        return (arr - self.mean) / self.std
-
-
-def to_chw(arr: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(arr.transpose(2, 0, 1))
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return np.asarray(self.policy(Image.fromarray(np.ascontiguousarray(img))))
 
 
 class RandomErasing:
@@ -140,16 +96,9 @@ class RandomErasing:
         return arr
 
 
-def load_rgb(path: str) -> Image.Image:
-    with Image.open(path) as img:
-        return img.convert("RGB")
-
-
-def eval_transform(pre: Preprocess, input_size: int | None = None) -> Compose:
-    """Resize short side -> center crop -> normalize -> CHW."""
-    sizes = eval_sizes(pre, input_size)
-    return Compose([ResizeShort(sizes.resize_short, pre.interpolation), CenterCrop(sizes.crop),
-                    Normalize(pre.mean, pre.std), to_chw])
+def eval_transform(pre: Preprocess, input_size: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """Resize short side -> center crop -> normalize -> CHW, exactly as ``inference.yml`` records it."""
+    return build_transform(eval_ops(pre, input_size))
 
 
 def train_transform(pre: Preprocess, input_size: int | None = None, augment: Sequence[str] = (),
@@ -163,8 +112,8 @@ def train_transform(pre: Preprocess, input_size: int | None = None, augment: Seq
         ops.append(RandomHorizontalFlip())
     policy = image_policy(augment)
     if policy is not None:
-        ops.append(policy)
-    ops += [Normalize(pre.mean, pre.std), to_chw]
+        ops.append(PilPolicy(policy))
+    ops += [normalize(pre.mean, pre.std), to_chw]
     if "random_erasing" in augment:
         ops.append(RandomErasing())
     return Compose(ops)

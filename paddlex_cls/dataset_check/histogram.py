@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
-from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .. import drawing
 from ..errors import DatasetError
+from ..figures import font_families, new_figure, save_figure
 
 MIN_WIDTH_IN = 6.4
 MAX_WIDTH_IN = 40.0  # 4,000 px at DPI: wide enough for 1,000 classes, still a sane PNG
@@ -29,19 +26,6 @@ LABEL_SIZE = 8
 MIN_PX_PER_CLASS = 8  # below this, side-by-side bars become too thin to draw cleanly
 MAX_NAME_CHARS = 24
 TRAIN_COLOR, VAL_COLOR = "#1f77b4", "#ff7f0e"
-
-
-def _font_families(text: str) -> list[str]:
-    """Families that cover ``text``, registering our font files with matplotlib; its per-glyph fallback uses them."""
-    known = {entry.fname for entry in font_manager.fontManager.ttflist}
-    families = []
-    for path in drawing.font_paths_for(text):
-        if path not in known:
-            font_manager.fontManager.addfont(path)
-        name = font_manager.FontProperties(fname=path).get_name()
-        if name not in families:
-            families.append(name)
-    return families or ["DejaVu Sans"]
 
 
 def _short(name: str) -> str:
@@ -81,7 +65,7 @@ def _draw(fig: Figure, classes: list[str], train: list[int], val: list[int]) -> 
     longest = max(len(_short(classes[i])) for i in ticks)
     # Horizontal names while they fit their slot (a character of 8 pt is about 0.07 in wide), else vertical.
     rotation = 0 if longest * 0.07 + 0.1 < width_in / n * step else 90
-    families = _font_families("".join(classes[i] for i in ticks))
+    families = font_families("".join(classes[i] for i in ticks))
     ax.set_xticks(ticks, [_short(classes[i]) for i in ticks], rotation=rotation, fontsize=LABEL_SIZE,
                   fontfamily=families)
     ax.set_xlim(-0.7, n - 0.3)
@@ -111,15 +95,6 @@ def save_histogram(train_counts: dict[str, int], val_counts: dict[str, int], pat
     if not classes:
         raise DatasetError("The dataset has no classes to plot.", "Add labelled images to train.txt and val.txt.")
     width = min(MAX_WIDTH_IN, max(MIN_WIDTH_IN, 1.5 + len(classes) * INCH_PER_CLASS))
-    fig = Figure(figsize=(width, HEIGHT_IN), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(figsize=(width, HEIGHT_IN), dpi=DPI, layout="constrained")
     _draw(fig, classes, [train_counts.get(c, 0) for c in classes], [val_counts.get(c, 0) for c in classes])
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A name in the same folder, so os.replace is a rename on one file system; the pid keeps processes apart.
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, path)

@@ -6,7 +6,6 @@ PIR (``inference.json``) is Paddle 3's default. The legacy ``inference.pdmodel``
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -16,14 +15,14 @@ from typing import List, Optional
 import paddle
 import yaml
 
-from ..data.transforms import eval_sizes
 from ..errors import RuntimeFailure
 from ..fileio import atomic_write_text
+from ..log import logger
 from ..models import get_entry
 from ..models.layers import re_parameterize_model
+from ..preprocess.spec import eval_ops, eval_sizes
+from ..quiet import drop_stderr_lines
 from .checkpoint import load_checkpoint, load_weights
-
-logger = logging.getLogger("paddlex_cls")
 
 
 class SoftmaxHead(paddle.nn.Layer):
@@ -52,20 +51,10 @@ class ExportSpec:
 
 
 def inference_yml(spec: ExportSpec) -> dict:
-    pre = get_entry(spec.model_name).preprocess
-    sizes = eval_sizes(pre, spec.input_size)
-    resize = {"resize_short": sizes.resize_short}
-    if pre.interpolation != "bilinear":
-        resize["interpolation"] = pre.interpolation
+    """The predictor's only input: model name, the eval ops (``preprocess.spec.eval_ops``), top-k and names."""
     return {
         "Global": {"model_name": spec.model_name},
-        "PreProcess": {"transform_ops": [
-            {"ResizeImage": resize},
-            {"CropImage": {"size": sizes.crop}},
-            {"NormalizeImage": {"mean": list(pre.mean), "std": list(pre.std), "scale": 1.0 / 255.0, "order": "",
-                                "channel_num": 3}},
-            {"ToCHWImage": None},
-        ]},
+        "PreProcess": {"transform_ops": eval_ops(get_entry(spec.model_name).preprocess, spec.input_size)},
         "PostProcess": {"Topk": {"topk": min(5, spec.num_classes), "label_list": list(spec.labels)}},
     }
 
@@ -74,9 +63,8 @@ def build_for_export(spec: ExportSpec) -> paddle.nn.Layer:
     """The eval-mode network with the weights loaded (EMA weights when saved and asked for) and folded."""
     net = get_entry(spec.model_name).build(num_classes=spec.num_classes, input_size=spec.input_size)
     if spec.weights:
-        ckpt = load_checkpoint(spec.weights)
-        state = ckpt.ema if (spec.use_ema and ckpt.ema is not None) else ckpt.model
-        load_weights(net, state, spec.weights)
+        ckpt = load_checkpoint(spec.weights, with_ema=spec.use_ema)
+        load_weights(net, ckpt.inference_state(), spec.weights)
     net.eval()
     folded = re_parameterize_model(net)
     if folded:
@@ -93,7 +81,8 @@ def export_model(spec: ExportSpec) -> List[str]:
     os.makedirs(spec.out_dir, exist_ok=True)
     static = paddle.jit.to_static(net, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32", "x")],
                                   full_graph=True)
-    paddle.jit.save(static, os.path.join(spec.out_dir, "inference"))
+    with drop_stderr_lines():  # Paddle's harmless "PIR not support input out tensor" line, nothing else
+        paddle.jit.save(static, os.path.join(spec.out_dir, "inference"))
     atomic_write_text(os.path.join(spec.out_dir, "inference.yml"),
                       yaml.safe_dump(inference_yml(spec), sort_keys=False, allow_unicode=True))
     files = sorted(f for f in os.listdir(spec.out_dir) if f.startswith("inference"))

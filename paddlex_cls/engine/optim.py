@@ -6,16 +6,16 @@ to 0 over the remaining epochs, stepped every iteration.
 from __future__ import annotations
 
 import dataclasses
-import logging
-from typing import Any, Dict, List
+import math
+from typing import Any, Dict, List, Set, Tuple
 
 import paddle
 
 from ..data.augment import check_augment
 from ..errors import ConfigError
+from ..log import logger
 from ..models.registry import Recipe
 
-logger = logging.getLogger("paddlex_cls")
 _RECIPE_KEYS = ("optimizer", "weight_decay", "label_smoothing", "ema_decay", "grad_clip", "layer_decay", "augment")
 
 
@@ -28,27 +28,49 @@ def resolve_recipe(train_cfg: Dict[str, Any], recipe: Recipe) -> Recipe:
         if changes.get(key) == 0:
             changes[key] = None
     resolved = dataclasses.replace(recipe, **changes)
-    check_augment(resolved.augment)
-    if resolved.ema_decay is not None and not 0 < resolved.ema_decay < 1:
-        raise ConfigError(f"Train.ema_decay must be in (0, 1), got {resolved.ema_decay}",
-                          "e.g. -o Train.ema_decay=0.9999")
+    check_augment(resolved.augment)  # the names (also the recipe's own); the schema checked every value's range
     return resolved
 
 
-def build_scheduler(lr: float, epochs: int, iters_per_epoch: int,
-                    warmup_epochs: int) -> paddle.optimizer.lr.LRScheduler:
-    warmup_iters = min(warmup_epochs, epochs) * iters_per_epoch
-    cosine_iters = max(1, epochs * iters_per_epoch - warmup_iters)
-    sched = paddle.optimizer.lr.CosineAnnealingDecay(learning_rate=lr, T_max=cosine_iters)
-    if warmup_iters > 0:
-        sched = paddle.optimizer.lr.LinearWarmup(learning_rate=sched, warmup_steps=warmup_iters, start_lr=0.0,
-                                                 end_lr=lr)
-    return sched
+class WarmupCosine(paddle.optimizer.lr.LRScheduler):
+    """Linear warmup from 0 over ``warmup_steps``, then cosine decay to 0 at ``total_steps``; stepped per iteration.
+
+    Closed form in the step count (Paddle's CosineAnnealingDecay is recursive in the last LR), so a resumed run
+    that asks for more epochs continues on the new, longer schedule from the restored step.
+    """
+
+    def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 0):
+        self.total_steps = max(1, total_steps)
+        self.warmup_steps = min(warmup_steps, self.total_steps)
+        super().__init__(learning_rate)
+
+    def get_lr(self) -> float:
+        step = self.last_epoch
+        if step < self.warmup_steps:
+            return self.base_lr * step / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return self.base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def set_state_dict(self, state_dict: dict) -> None:
+        """Restore the step count; the LR is recomputed on this schedule, not taken from the saved run's."""
+        super().set_state_dict(state_dict)
+        self.last_lr = self.get_lr()
 
 
-def _no_decay(name: str, param) -> bool:
-    """Norm weights, biases, scales and position/relative tables (all 1-D or tables) get no weight decay."""
-    return param.ndim <= 1 or any(t in name for t in ("pos_embed", "position", "cls_token", "relative_position"))
+def build_scheduler(lr: float, epochs: int, iters_per_epoch: int, warmup_epochs: int) -> WarmupCosine:
+    """Warmup over ``warmup_epochs`` EPOCHS (PaddleX's meaning of Train.warmup_steps), cosine over the rest."""
+    return WarmupCosine(lr, epochs * iters_per_epoch, min(warmup_epochs, epochs) * iters_per_epoch)
+
+
+def no_decay_names(model: paddle.nn.Layer, recipe: Recipe) -> Set[str]:
+    """Structured names of the parameters without weight decay: those the model lists in ``no_weight_decay()``
+    (position tables, tokens), plus every 1-D parameter (norms, biases, scales) where the recipe says
+    ``no_decay_norm_bias``."""
+    listed = getattr(model, "no_weight_decay", None)
+    names = set(listed()) if callable(listed) else set()
+    if recipe.no_decay_norm_bias:
+        names |= {n for n, p in model.named_parameters() if p.ndim <= 1}
+    return names
 
 
 def _apply_layer_decay(model: paddle.nn.Layer, decay: float) -> None:
@@ -62,22 +84,41 @@ def _apply_layer_decay(model: paddle.nn.Layer, decay: float) -> None:
         p.optimize_attr["learning_rate"] = decay ** (num_layers + 1 - layer_id_of(name))
 
 
-def build_optimizer(model: paddle.nn.Layer, recipe: Recipe, scheduler) -> paddle.optimizer.Optimizer:
+def is_head(name: str, head: str) -> bool:
+    """Whether the structured parameter name belongs to the classifier head ``head`` (a state-dict prefix)."""
+    return bool(head) and (name == head or name.startswith(head + "."))
+
+
+def _scale_backbone_lr(model: paddle.nn.Layer, head: str, scale: float) -> None:
+    """Multiply the LR of every parameter outside the classifier head (on top of layer decay)."""
+    for name, p in model.named_parameters():
+        if not is_head(name, head):
+            p.optimize_attr["learning_rate"] = p.optimize_attr.get("learning_rate", 1.0) * scale
+
+
+def build_optimizer(model: paddle.nn.Layer, recipe: Recipe, scheduler, head: str = "",
+                    backbone_lr_scale: float = 1.0) -> paddle.optimizer.Optimizer:
+    """The recipe's optimizer over the model's trainable parameters (weight-decay groups, clipping, layer decay,
+    and ``backbone_lr_scale`` on everything outside the classifier ``head``)."""
     params = [(n, p) for n, p in model.named_parameters() if not p.stop_gradient]
     clip = paddle.nn.ClipGradByGlobalNorm(recipe.grad_clip) if recipe.grad_clip else None
     if recipe.layer_decay:
         _apply_layer_decay(model, recipe.layer_decay)
+    if backbone_lr_scale != 1.0:
+        _scale_backbone_lr(model, head, backbone_lr_scale)
+    no_decay = no_decay_names(model, recipe)
     if recipe.optimizer == "adamw":
-        skip = {p.name for n, p in params if recipe.no_decay_norm_bias and _no_decay(n, p)}
+        skip = {p.name for n, p in params if n in no_decay}
         return paddle.optimizer.AdamW(learning_rate=scheduler, parameters=[p for _, p in params],
                                       weight_decay=recipe.weight_decay, grad_clip=clip,
                                       apply_decay_param_fun=lambda pname: pname not in skip)
     if recipe.optimizer != "momentum":
         raise ConfigError(f"unknown optimizer {recipe.optimizer!r}", "use -o Train.optimizer=momentum or adamw")
-    groups: List[Dict[str, Any]] = [{"params": [p for n, p in params
-                                                if not (recipe.no_decay_norm_bias and _no_decay(n, p))]}]
-    if recipe.no_decay_norm_bias:
-        groups.append({"params": [p for n, p in params if _no_decay(n, p)], "weight_decay": 0.0})
-    groups = [g for g in groups if g["params"]]
+    # Paddle's param groups reset each parameter's LR multiplier to the group's: one group per (decay, multiplier).
+    grouped: Dict[Tuple[bool, float], List[Any]] = {}
+    for n, p in params:
+        grouped.setdefault((n in no_decay, p.optimize_attr.get("learning_rate", 1.0)), []).append(p)
+    groups: List[Dict[str, Any]] = [{"params": ps, "learning_rate": mult, **({"weight_decay": 0.0} if skip else {})}
+                                    for (skip, mult), ps in grouped.items()]
     return paddle.optimizer.Momentum(learning_rate=scheduler, momentum=0.9, parameters=groups,
                                      weight_decay=paddle.regularizer.L2Decay(recipe.weight_decay), grad_clip=clip)

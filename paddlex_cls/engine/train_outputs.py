@@ -5,11 +5,8 @@ import glob
 import os
 from typing import Any, Dict, List, Optional
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-from ..fileio import atomic_save, atomic_write_json, atomic_write_text
+from ..figures import new_figure, save_figure
+from ..fileio import atomic_write_json, atomic_write_text
 
 
 def write_label_dict(out_dir: str, labels: List[str]) -> None:
@@ -39,8 +36,10 @@ def newest_saved_epochs(out_dir: str, epochs, count: int = 5) -> List[int]:
 
 
 def write_train_result(out_dir: str, model_name: str, epoch_scores: Dict[int, Optional[float]],
-                       best_score: Optional[float], done: bool) -> Dict[str, Any]:
-    """train_result.json per the PaddleX contract: last_1..last_5 are the newest saved epochs."""
+                       best_score: Optional[float], done: bool, extra: Optional[Dict[str, Any]] = None
+                       ) -> Dict[str, Any]:
+    """train_result.json per the PaddleX contract: last_1..last_5 are the newest saved epochs; ``extra`` adds keys
+    of ours (e.g. ``early_stop``)."""
     models = {f"last_{i}": model_entry(out_dir, f"epoch_{e}", epoch_scores[e])
               for i, e in enumerate(newest_saved_epochs(out_dir, epoch_scores), 1)}
     if os.path.isdir(os.path.join(out_dir, "best_model")):
@@ -54,19 +53,15 @@ def write_train_result(out_dir: str, model_name: str, epoch_scores: Dict[int, Op
         "config": "config.yaml",
         "models": models,
         "done_flag": done,
+        **(extra or {}),
     }
     atomic_write_json(os.path.join(out_dir, "train_result.json"), result)
     return result
 
 
-def _save_figure(fig: Figure, path: str) -> None:
-    FigureCanvasAgg(fig)
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-
-
 def plot_training_curves(history: List[Dict[str, float]], path: str) -> None:
     """Loss (train and val) and top-1 (train and val) per epoch, side by side."""
-    fig = Figure(figsize=(10, 4))
+    fig = new_figure(figsize=(10, 4))
     ax_loss, ax_acc = fig.subplots(1, 2)
     epochs = [h["epoch"] for h in history]
     for key, ax, label in (("train_loss", ax_loss, "train"), ("val_loss", ax_loss, "val"),
@@ -79,27 +74,4 @@ def plot_training_curves(history: List[Dict[str, float]], path: str) -> None:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
-    _save_figure(fig, path)
-
-
-def plot_confusion(confusion: np.ndarray, labels: List[str], path: str) -> None:
-    """Row-normalised confusion matrix; names shown when there are few enough classes to read them."""
-    n = len(labels)
-    size = min(20, max(5, n * 0.35))
-    fig = Figure(figsize=(size, size))
-    ax = fig.subplots()
-    rows = confusion.sum(axis=1, keepdims=True)
-    norm = np.divide(confusion, rows, out=np.zeros(confusion.shape, dtype=float), where=rows > 0)
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    if n <= 40:
-        ax.set_xticks(range(n), labels, rotation=90)
-        ax.set_yticks(range(n), labels)
-        if n <= 15:
-            for i in range(n):
-                for j in range(n):
-                    if confusion[i, j]:
-                        ax.text(j, i, str(confusion[i, j]), ha="center", va="center",
-                                color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (rows normalised)")
-    _save_figure(fig, path)
+    save_figure(fig, path, dpi=100, bbox_inches="tight")

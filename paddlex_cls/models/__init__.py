@@ -2,7 +2,17 @@
 
 Importing this package imports every family module, which registers its models.
 """
-from .registry import ModelEntry, Preprocess, Recipe, build_model, get_entry, list_models, register_model
+from .registry import (
+    ModelEntry,
+    Preprocess,
+    Recipe,
+    Variant,
+    build_model,
+    get_entry,
+    list_models,
+    register_family,
+    register_model,
+)
 
 # Family modules register their models on import; the list is explicit (no star imports, no auto-discovery).
 from . import (  # noqa: F401,E402  isort:skip
@@ -22,4 +32,5 @@ from . import (  # noqa: F401,E402  isort:skip
     swin_transformer,
 )
 
-__all__ = ["ModelEntry", "Preprocess", "Recipe", "build_model", "get_entry", "list_models", "register_model"]
+__all__ = ["ModelEntry", "Preprocess", "Recipe", "Variant", "build_model", "get_entry", "list_models",
+           "register_family", "register_model"]

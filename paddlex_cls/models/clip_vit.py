@@ -13,34 +13,24 @@ token, i.e. the first patch token (``pool_token=1``). Attention scales the logit
 
 Input sizes: the position embedding is learned for a 224 input. Other sizes get it resized (bicubic, class-token
 entry kept) to the token grid in ``forward``; inputs that are not a multiple of the patch size are zero-padded at the
-bottom/right first, as the reference does. Inputs smaller than one patch raise ``ModelError``.
+bottom/right first, as the reference does. The registry declares one patch as the smallest size.
 """
 from __future__ import annotations
 
-from typing import Optional, Set, Tuple
+from dataclasses import dataclass
+from typing import Set, Tuple
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddle.nn.initializer import Constant, Normal, TruncatedNormal
+from paddle.nn.initializer import Normal
 
-from ..errors import ModelError
-from .layers import DropPath
-from .registry import Preprocess, Recipe, register_model
+from .layers import TRUNC_NORMAL, Mlp, check_static_size, make_drop_path, pad_to_multiple, trunc_normal_init
+from .registry import Preprocess, Recipe, Variant, register_family
 
-_trunc_normal = TruncatedNormal(std=0.02)
-_zeros = Constant(0.0)
-
+FAMILY = "CLIP"
 NATIVE_SIZE = 224
-
-
-def _pad_amounts(height: int, width: int, multiple: int) -> Tuple[int, int]:
-    """Bottom/right zero padding to whole patches, by the reference's rule (when either side is not a multiple,
-    both sides are padded by ``multiple - side % multiple``)."""
-    if height % multiple == 0 and width % multiple == 0:
-        return 0, 0
-    return multiple - height % multiple, multiple - width % multiple
 
 
 def resize_pos_embed(pos_embed, src_grid: Tuple[int, int], dst_grid: Tuple[int, int]):
@@ -79,20 +69,6 @@ class Attention(nn.Layer):
         return self.proj_drop(self.proj(x))
 
 
-class Mlp(nn.Layer):
-    """Linear -> GELU -> dropout -> Linear -> dropout."""
-
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x):
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-
-
 class Block(nn.Layer):
     """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
 
@@ -101,7 +77,7 @@ class Block(nn.Layer):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, epsilon=epsilon)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = make_drop_path(drop_path)
         self.norm2 = nn.LayerNorm(dim, epsilon=epsilon)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
 
@@ -119,10 +95,7 @@ class PatchEmbed(nn.Layer):
         self.proj = nn.Conv2D(in_channels, embed_dim, patch_size, stride=patch_size, bias_attr=False)
 
     def forward(self, x):
-        pad_h, pad_w = _pad_amounts(x.shape[2], x.shape[3], self.patch_size)
-        if pad_h or pad_w:
-            x = F.pad(x, [0, pad_w, 0, pad_h])
-        x = self.proj(x)
+        x = self.proj(pad_to_multiple(x, self.patch_size))
         return x.flatten(2).transpose([0, 2, 1]), (x.shape[2], x.shape[3])
 
 
@@ -163,31 +136,26 @@ class CLIPVisionTransformer(nn.Layer):
         drop_path_rate: stochastic-depth rate of the last block (linearly increasing from 0).
         return_embed: return ``norm(tokens) @ proj`` ([B, N, output_dim]) instead of class logits (no head).
         head_init_scale: factor on the initial classifier weights.
-        img_size: the input size the model will be run at, if known; only checked (>= one patch).
         in_channels: image channels.
-        model_name: name used in error messages.
     """
 
     def __init__(self, patch_size: int, embed_dim: int, depth: int, num_heads: int, num_classes: int = 1000,
                  pool_token: int = 0, drop_class_token: bool = False, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, output_dim: int = 512, drop_rate: float = 0.0, attn_drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, return_embed: bool = False, head_init_scale: float = 0.001,
-                 img_size: Optional[int] = None, in_channels: int = 3, model_name: str = "CLIP"):
+                 in_channels: int = 3):
         super().__init__()
-        self.model_name = model_name
         self.patch_size = patch_size
         self.grid = (NATIVE_SIZE // patch_size, NATIVE_SIZE // patch_size)
         self.pool_token = pool_token
         self.drop_class_token = drop_class_token
         self.return_embed = return_embed
         self.num_layers_for_decay = depth
-        if img_size is not None:
-            self._check_size(img_size, img_size)
 
         # Parameter order of the official weights: pos_embed, cls_token, proj, then the sub-layers.
         self.pos_embed = self.create_parameter([1, self.grid[0] * self.grid[1] + 1, embed_dim],
-                                               default_initializer=_trunc_normal)
-        self.cls_token = self.create_parameter([1, 1, embed_dim], default_initializer=_trunc_normal)
+                                               default_initializer=TRUNC_NORMAL)
+        self.cls_token = self.create_parameter([1, 1, embed_dim], default_initializer=TRUNC_NORMAL)
         self.proj = self.create_parameter([embed_dim, output_dim], default_initializer=Normal(std=embed_dim ** -0.5))
         self.patch_embed = PatchEmbed(patch_size, embed_dim, in_channels)
         self.pos_drop = nn.Dropout(drop_rate)
@@ -198,16 +166,9 @@ class CLIPVisionTransformer(nn.Layer):
                   drop_path=rates[i]) for i in range(depth)])
         self.norm = nn.LayerNorm(embed_dim, epsilon=1e-5)
         self.head = nn.Identity() if return_embed else ClassifierHead(embed_dim, num_classes)
-        self.apply(self._init_weights)
+        trunc_normal_init(self.sublayers(), (nn.Linear,))
         if not return_embed:
-            TruncatedNormal(std=0.02 * head_init_scale)(self.head.fc_head.weight)
-
-    @staticmethod
-    def _init_weights(layer: nn.Layer) -> None:
-        if isinstance(layer, nn.Linear):
-            _trunc_normal(layer.weight)
-            if layer.bias is not None:
-                _zeros(layer.bias)
+            trunc_normal_init([self.head.fc_head], std=0.02 * head_init_scale)
 
     def layer_id_of(self, param_name: str) -> int:
         """Depth of a parameter for layer-wise LR decay (0 = embeddings, 1..depth = blocks, depth + 1 = after)."""
@@ -221,18 +182,8 @@ class CLIPVisionTransformer(nn.Layer):
         """Multi-dimensional parameters without weight decay in the recipe."""
         return {"pos_embed", "cls_token"}
 
-    def _check_size(self, height: int, width: int) -> None:
-        if height < 0 or width < 0:
-            raise ModelError(f"{self.model_name} cannot be traced with a dynamic spatial input size",
-                             "export with a fixed input shape, e.g. InputSpec([None, 3, 224, 224])")
-        if height < self.patch_size or width < self.patch_size:
-            raise ModelError(f"{self.model_name} cannot run on a {height}x{width} input",
-                             f"use an input of at least {self.patch_size}x{self.patch_size} pixels (any size >= "
-                             f"{self.patch_size} works; multiples of {self.patch_size} avoid padding, "
-                             f"{NATIVE_SIZE} is native)")
-
     def forward_features(self, x):
-        self._check_size(x.shape[2], x.shape[3])
+        check_static_size(x, "CLIPVisionTransformer")
         x, grid = self.patch_embed(x)
         cls_token = paddle.zeros_like(x[:, :1]) + self.cls_token  # broadcast over a batch that may be dynamic
         x = paddle.concat([cls_token, x], axis=1) + resize_pos_embed(self.pos_embed, self.grid, grid)
@@ -250,42 +201,38 @@ class CLIPVisionTransformer(nn.Layer):
         return self.head(x)
 
 
-# name: (patch, width, depth, heads, pool_token, drop_class_token, batch size, top-1)
-_VARIANTS = {
+@dataclass(frozen=True)
+class CLIPArch:
+    """The arguments of :class:`CLIPVisionTransformer` that tell its variants apart."""
+
+    patch_size: int
+    embed_dim: int
+    depth: int
+    num_heads: int
+    pool_token: int
+    drop_class_token: bool
+
+
+def _preprocess(patch_size: int) -> Preprocess:
+    """PaddleX's inference pipeline for CLIP: resize short side 256, center-crop 224, ImageNet mean/std. Any size
+    from one patch runs (the position embedding is resized)."""
+    return Preprocess(input_size=NATIVE_SIZE, resize_short=256, interpolation="bicubic", min_size=patch_size)
+
+
+# PaddleX's CLIP configs: AdamWDL (wd 0.05 except 1-D params, biases, pos_embed and cls_token, see
+# ``no_weight_decay()``; layer-wise LR decay 0.6), CE with label smoothing 0.1, timm RandAugment
+# (rand-m9-mstd0.5-inc1) and random erasing 0.25; no mixup/cutmix, no EMA, no gradient clipping.
+RECIPE = Recipe(batch_size=32, learning_rate=3e-4, optimizer="adamw", weight_decay=0.05, no_decay_norm_bias=True,
+                label_smoothing=0.1, layer_decay=0.6, augment=("timm_autoaugment", "random_erasing"))
+
+VARIANTS = (
     # PaddleClas removes the class token of vit_base_patch16_224 after the encoder, then reads token 0 of the rest.
-    "CLIP_vit_base_patch16_224": (16, 768, 12, 12, 0, True, 32, 0.8536),
-    "CLIP_vit_large_patch14_224": (14, 1024, 24, 16, 0, False, 32, 0.881),
-}
+    Variant("CLIP_vit_base_patch16_224",
+            CLIPArch(patch_size=16, embed_dim=768, depth=12, num_heads=12, pool_token=0, drop_class_token=True),
+            _preprocess(16), RECIPE, top1=0.8536),
+    Variant("CLIP_vit_large_patch14_224",
+            CLIPArch(patch_size=14, embed_dim=1024, depth=24, num_heads=16, pool_token=0, drop_class_token=False),
+            _preprocess(14), RECIPE, top1=0.881),
+)
 
-
-def _entry(name: str) -> dict:
-    patch, _, _, _, _, _, batch_size, top1 = _VARIANTS[name]
-    # PaddleX's inference pipeline for CLIP: resize short side 256, center-crop 224, ImageNet mean/std.
-    preprocess = Preprocess(input_size=NATIVE_SIZE, resize_short=256, interpolation="bicubic", min_size=patch)
-    # PaddleX's CLIP configs: AdamWDL (wd 0.05 except 1-D params, biases, pos_embed and cls_token; layer-wise LR
-    # decay 0.6), CE with label smoothing 0.1, timm RandAugment (rand-m9-mstd0.5-inc1) and random erasing 0.25;
-    # no mixup/cutmix, no EMA, no gradient clipping.
-    recipe = Recipe(batch_size=batch_size, learning_rate=3e-4, optimizer="adamw", weight_decay=0.05,
-                    no_decay_norm_bias=True, label_smoothing=0.1, layer_decay=0.6,
-                    augment=("timm_autoaugment", "random_erasing"))
-    return dict(family="CLIP", preprocess=preprocess, recipe=recipe, imagenet_top1=top1)
-
-
-def _build(name: str, num_classes: int, **kwargs) -> CLIPVisionTransformer:
-    patch, width, depth, heads, pool_token, drop_class_token = _VARIANTS[name][:6]
-    return CLIPVisionTransformer(patch, width, depth, heads, num_classes=num_classes, pool_token=pool_token,
-                                 drop_class_token=drop_class_token, model_name=name, **kwargs)
-
-
-@register_model("CLIP_vit_base_patch16_224", **_entry("CLIP_vit_base_patch16_224"))
-def clip_vit_base_patch16_224(*, num_classes: int = 1000, return_embed: bool = False,
-                              img_size: Optional[int] = None, **kwargs) -> nn.Layer:
-    """CLIP ViT-B/16. Any input size >= 16 works (position embedding resized); ``img_size`` is only checked."""
-    return _build("CLIP_vit_base_patch16_224", num_classes, return_embed=return_embed, img_size=img_size, **kwargs)
-
-
-@register_model("CLIP_vit_large_patch14_224", **_entry("CLIP_vit_large_patch14_224"))
-def clip_vit_large_patch14_224(*, num_classes: int = 1000, return_embed: bool = False,
-                               img_size: Optional[int] = None, **kwargs) -> nn.Layer:
-    """CLIP ViT-L/14. Any input size >= 14 works (position embedding resized); ``img_size`` is only checked."""
-    return _build("CLIP_vit_large_patch14_224", num_classes, return_embed=return_embed, img_size=img_size, **kwargs)
+register_family(FAMILY, VARIANTS, CLIPVisionTransformer, head="head.fc_head")

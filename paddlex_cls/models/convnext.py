@@ -6,20 +6,18 @@ channels-last ``norm``, ``pwconv1``/``pwconv2`` linears), the final ``norm`` on 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Sequence, Tuple
 
 import paddle
 import paddle.nn as nn
-from paddle.nn.initializer import Constant, TruncatedNormal
+from paddle.nn.initializer import Constant
 
-from .layers import DropPath, check_min_size
-from .registry import Preprocess, Recipe, register_model
+from .layers import ONES, ZEROS, make_drop_path, trunc_normal_init
+from .registry import Preprocess, Recipe, Variant, register_family
 
-_trunc_normal = TruncatedNormal(std=0.02)
-_zeros = Constant(0.0)
-_ones = Constant(1.0)
-
-MIN_SIZE = 32  # total stride of the network: smaller inputs leave no pixel for the last stage
+FAMILY = "ConvNeXt"
+MIN_SIZE = 32  # total stride of the network (unpadded strided convs): smaller inputs leave no pixel for the last stage
 
 
 class LayerNorm2D(nn.Layer):
@@ -27,8 +25,8 @@ class LayerNorm2D(nn.Layer):
 
     def __init__(self, channels: int, epsilon: float = 1e-6):
         super().__init__()
-        self.weight = self.create_parameter([channels], default_initializer=_ones)
-        self.bias = self.create_parameter([channels], default_initializer=_zeros, is_bias=True)
+        self.weight = self.create_parameter([channels], default_initializer=ONES)
+        self.bias = self.create_parameter([channels], default_initializer=ZEROS, is_bias=True)
         self.epsilon = epsilon
 
     def forward(self, x):
@@ -51,7 +49,7 @@ class Block(nn.Layer):
         self.gamma = None
         if layer_scale_init_value > 0:
             self.gamma = self.create_parameter([dim], default_initializer=Constant(layer_scale_init_value))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = make_drop_path(drop_path)
 
     def forward(self, x):
         shortcut = x
@@ -73,14 +71,12 @@ class ConvNeXt(nn.Layer):
         layer_scale_init_value: initial layer-scale ``gamma``; 0 disables layer scale.
         head_init_scale: factor applied to the initial classifier weights and bias.
         in_channels: image channels.
-        model_name: name used in error messages.
     """
 
     def __init__(self, depths: Sequence[int], dims: Sequence[int], num_classes: int = 1000,
                  drop_path_rate: float = 0.0, layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0,
-                 in_channels: int = 3, model_name: str = "ConvNeXt"):
+                 in_channels: int = 3):
         super().__init__()
-        self.model_name = model_name
         self.downsample_layers = nn.LayerList()
         self.downsample_layers.append(nn.Sequential(nn.Conv2D(in_channels, dims[0], 4, stride=4),
                                                     LayerNorm2D(dims[0])))
@@ -98,22 +94,11 @@ class ConvNeXt(nn.Layer):
 
         self.norm = nn.LayerNorm(dims[-1], epsilon=1e-6)
         self.head = nn.Linear(dims[-1], num_classes)
-        self.apply(self._init_weights)
+        trunc_normal_init(self.sublayers())
         # The reference multiplies the initialised head by head_init_scale; drawing it with a scaled std is the same.
-        TruncatedNormal(std=0.02 * head_init_scale)(self.head.weight)
-
-    @staticmethod
-    def _init_weights(layer: nn.Layer) -> None:
-        if isinstance(layer, (nn.Conv2D, nn.Linear)):
-            _trunc_normal(layer.weight)
-            if layer.bias is not None:
-                _zeros(layer.bias)
-
-    def _check_size(self, x) -> None:
-        check_min_size(self.model_name, x, MIN_SIZE)
+        trunc_normal_init([self.head], std=0.02 * head_init_scale)
 
     def forward_features(self, x):
-        self._check_size(x)
         for downsample, stage in zip(self.downsample_layers, self.stages):
             x = stage(downsample(x))
         return self.norm(x.mean(axis=[-2, -1]))  # global average pool, then LayerNorm
@@ -122,79 +107,40 @@ class ConvNeXt(nn.Layer):
         return self.head(self.forward_features(x))
 
 
-# name: (depths, dims, input size, eval resize, recipe batch size, recipe lr, published top-1)
-_VARIANTS = {
-    "ConvNeXt_tiny": ((3, 3, 9, 3), (96, 192, 384, 768), 224, 256, 32, 0.003, 0.8203),
-    "ConvNeXt_small": ((3, 3, 27, 3), (96, 192, 384, 768), 224, 256, 64, 0.004, 0.8313),
-    "ConvNeXt_base_224": ((3, 3, 27, 3), (128, 256, 512, 1024), 224, 256, 32, 0.002, 0.8384),
-    "ConvNeXt_base_384": ((3, 3, 27, 3), (128, 256, 512, 1024), 384, 384, 32, 0.002, 0.8490),
-    "ConvNeXt_large_224": ((3, 3, 27, 3), (192, 384, 768, 1536), 224, 256, 16, 0.001, 0.8426),
-    "ConvNeXt_large_384": ((3, 3, 27, 3), (192, 384, 768, 1536), 384, 384, 16, 0.001, 0.8527),
-}
+@dataclass(frozen=True)
+class ConvNeXtArch:
+    """The arguments of :class:`ConvNeXt` that tell its variants apart."""
+
+    depths: Tuple[int, int, int, int]
+    dims: Tuple[int, int, int, int]
+    drop_path_rate: float
 
 
-def _preprocess(name: str) -> Preprocess:
-    _, _, size, resize, _, _, _ = _VARIANTS[name]
-    return Preprocess(input_size=size, resize_short=resize, interpolation="bicubic", min_size=MIN_SIZE)
+def _preprocess(size: int, resize_short: int) -> Preprocess:
+    return Preprocess(input_size=size, resize_short=resize_short, interpolation="bicubic", min_size=MIN_SIZE)
 
 
-def _recipe(name: str) -> Recipe:
-    # PaddleX's ConvNeXt configs: AdamW wd 0.05 without decay on 1-D params, CE with label smoothing 0.1,
-    # RandAugment (timm rand-m9-mstd0.5-inc1), random erasing 0.25, mixup 0.8 / cutmix 1.0; EMA is commented out.
-    _, _, _, _, batch_size, lr, _ = _VARIANTS[name]
-    return Recipe(batch_size=batch_size, learning_rate=lr, optimizer="adamw", weight_decay=0.05,
-                  no_decay_norm_bias=True, label_smoothing=0.1,
-                  augment=("timm_autoaugment", "random_erasing", "mixup", "cutmix"))
+# PaddleX's ConvNeXt configs: AdamW wd 0.05 without decay on 1-D params, CE with label smoothing 0.1, RandAugment
+# (timm rand-m9-mstd0.5-inc1), random erasing 0.25, mixup 0.8 / cutmix 1.0; EMA is commented out. Batch size and lr
+# per model; drop-path rate 0.1 (the value PaddleX passes), layer scale 1e-6 and head scale 1.0 (class defaults).
+RECIPE = Recipe(batch_size=32, learning_rate=0.003, optimizer="adamw", weight_decay=0.05, no_decay_norm_bias=True,
+                label_smoothing=0.1, augment=("timm_autoaugment", "random_erasing", "mixup", "cutmix"))
+TINY = (3, 3, 9, 3)
+DEEP = (3, 3, 27, 3)
 
+VARIANTS = (
+    Variant("ConvNeXt_tiny", ConvNeXtArch(TINY, (96, 192, 384, 768), drop_path_rate=0.1), _preprocess(224, 256),
+            RECIPE, top1=0.8203),
+    Variant("ConvNeXt_small", ConvNeXtArch(DEEP, (96, 192, 384, 768), drop_path_rate=0.1), _preprocess(224, 256),
+            replace(RECIPE, batch_size=64, learning_rate=0.004), top1=0.8313),
+    Variant("ConvNeXt_base_224", ConvNeXtArch(DEEP, (128, 256, 512, 1024), drop_path_rate=0.1),
+            _preprocess(224, 256), replace(RECIPE, learning_rate=0.002), top1=0.8384),
+    Variant("ConvNeXt_base_384", ConvNeXtArch(DEEP, (128, 256, 512, 1024), drop_path_rate=0.1),
+            _preprocess(384, 384), replace(RECIPE, learning_rate=0.002), top1=0.8490),
+    Variant("ConvNeXt_large_224", ConvNeXtArch(DEEP, (192, 384, 768, 1536), drop_path_rate=0.1),
+            _preprocess(224, 256), replace(RECIPE, batch_size=16, learning_rate=0.001), top1=0.8426),
+    Variant("ConvNeXt_large_384", ConvNeXtArch(DEEP, (192, 384, 768, 1536), drop_path_rate=0.1),
+            _preprocess(384, 384), replace(RECIPE, batch_size=16, learning_rate=0.001), top1=0.8527),
+)
 
-def _build(name: str, num_classes: int, drop_path_rate: float, layer_scale_init_value: float,
-           head_init_scale: float, **kwargs) -> ConvNeXt:
-    depths, dims = _VARIANTS[name][:2]
-    return ConvNeXt(depths, dims, num_classes=num_classes, drop_path_rate=drop_path_rate,
-                    layer_scale_init_value=layer_scale_init_value, head_init_scale=head_init_scale,
-                    model_name=name, **kwargs)
-
-
-def _entry(name: str) -> dict:
-    return dict(family="ConvNeXt", preprocess=_preprocess(name), recipe=_recipe(name),
-                imagenet_top1=_VARIANTS[name][6])
-
-
-@register_model("ConvNeXt_tiny", **_entry("ConvNeXt_tiny"))
-def convnext_tiny(*, num_classes: int = 1000, drop_path_rate: float = 0.1, layer_scale_init_value: float = 1e-6,
-                  head_init_scale: float = 1.0, **kwargs) -> nn.Layer:
-    return _build("ConvNeXt_tiny", num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, **kwargs)
-
-
-@register_model("ConvNeXt_small", **_entry("ConvNeXt_small"))
-def convnext_small(*, num_classes: int = 1000, drop_path_rate: float = 0.1, layer_scale_init_value: float = 1e-6,
-                   head_init_scale: float = 1.0, **kwargs) -> nn.Layer:
-    return _build("ConvNeXt_small", num_classes, drop_path_rate, layer_scale_init_value, head_init_scale, **kwargs)
-
-
-@register_model("ConvNeXt_base_224", **_entry("ConvNeXt_base_224"))
-def convnext_base_224(*, num_classes: int = 1000, drop_path_rate: float = 0.1,
-                      layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0, **kwargs) -> nn.Layer:
-    return _build("ConvNeXt_base_224", num_classes, drop_path_rate, layer_scale_init_value, head_init_scale,
-                  **kwargs)
-
-
-@register_model("ConvNeXt_base_384", **_entry("ConvNeXt_base_384"))
-def convnext_base_384(*, num_classes: int = 1000, drop_path_rate: float = 0.1,
-                      layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0, **kwargs) -> nn.Layer:
-    return _build("ConvNeXt_base_384", num_classes, drop_path_rate, layer_scale_init_value, head_init_scale,
-                  **kwargs)
-
-
-@register_model("ConvNeXt_large_224", **_entry("ConvNeXt_large_224"))
-def convnext_large_224(*, num_classes: int = 1000, drop_path_rate: float = 0.1,
-                       layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0, **kwargs) -> nn.Layer:
-    return _build("ConvNeXt_large_224", num_classes, drop_path_rate, layer_scale_init_value, head_init_scale,
-                  **kwargs)
-
-
-@register_model("ConvNeXt_large_384", **_entry("ConvNeXt_large_384"))
-def convnext_large_384(*, num_classes: int = 1000, drop_path_rate: float = 0.1,
-                       layer_scale_init_value: float = 1e-6, head_init_scale: float = 1.0, **kwargs) -> nn.Layer:
-    return _build("ConvNeXt_large_384", num_classes, drop_path_rate, layer_scale_init_value, head_init_scale,
-                  **kwargs)
+register_family(FAMILY, VARIANTS, ConvNeXt, head="head")

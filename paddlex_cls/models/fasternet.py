@@ -6,19 +6,17 @@ Weight-compatible with PaddleClas ``FasterNet_*``: ``patch_embed`` (4x4/4 conv +
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Sequence, Tuple
 
 import paddle
 import paddle.nn as nn
-from paddle.nn.initializer import Constant, TruncatedNormal
 
-from .layers import DropPath, check_min_size, make_act
-from .registry import Preprocess, Recipe, register_model
+from .layers import make_act, make_drop_path, trunc_normal_init
+from .registry import Preprocess, Recipe, Variant, register_family
 
-_trunc_normal = TruncatedNormal(std=0.02)
-_zeros = Constant(0.0)
-
-MIN_SIZE = 32  # total stride of the network: smaller inputs leave no pixel for the last stage
+FAMILY = "FasterNet"
+MIN_SIZE = 32  # total stride of the network (unpadded strided convs): smaller inputs leave no pixel for the last stage
 
 
 class PartialConv(nn.Layer):
@@ -40,7 +38,7 @@ class MLPBlock(nn.Layer):
 
     def __init__(self, dim: int, n_div: int, mlp_ratio: float, drop_path: float, act: str):
         super().__init__()
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = make_drop_path(drop_path)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(
             nn.Conv2D(dim, hidden, 1, bias_attr=False),
@@ -102,14 +100,12 @@ class FasterNet(nn.Layer):
         n_div: 1 / the fraction of channels the partial conv touches.
         feature_dim: channels of the 1x1 conv before the classifier.
         in_channels: image channels.
-        model_name: name used in error messages.
     """
 
     def __init__(self, embed_dim: int, depths: Sequence[int], act: str, num_classes: int = 1000,
                  drop_path_rate: float = 0.0, mlp_ratio: float = 2.0, n_div: int = 4, feature_dim: int = 1280,
-                 in_channels: int = 3, model_name: str = "FasterNet"):
+                 in_channels: int = 3):
         super().__init__()
-        self.model_name = model_name
         self.patch_embed = PatchEmbed(in_channels, embed_dim)
         rates = [float(r) for r in paddle.linspace(0, drop_path_rate, sum(depths)).numpy()]
         layers = []
@@ -127,80 +123,45 @@ class FasterNet(nn.Layer):
             make_act(act),
         )
         self.head = nn.Linear(feature_dim, num_classes)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(layer: nn.Layer) -> None:
-        if isinstance(layer, (nn.Conv2D, nn.Linear)):
-            _trunc_normal(layer.weight)
-            if layer.bias is not None:
-                _zeros(layer.bias)
-
-    def _check_size(self, x) -> None:
-        check_min_size(self.model_name, x, MIN_SIZE)
+        trunc_normal_init(self.sublayers())
 
     def forward(self, x):
-        self._check_size(x)
         x = self.avgpool_pre_head(self.stages(self.patch_embed(x)))
         return self.head(paddle.flatten(x, start_axis=1))
 
 
-# name: (embed_dim, depths, act, batch size, weight decay, grad clip, augment, published top-1)
-_MIXING = ("mixup", "cutmix")
-_VARIANTS = {
-    "FasterNet-T0": (40, (1, 2, 8, 2), "gelu", 128, 0.005, None, _MIXING, 0.719),
-    "FasterNet-T1": (64, (1, 2, 8, 2), "gelu", 128, 0.01, None, ("timm_autoaugment",) + _MIXING, 0.759),
-    "FasterNet-T2": (96, (1, 2, 8, 2), "relu", 128, 0.02, None, ("timm_autoaugment",) + _MIXING, 0.791),
-    "FasterNet-S": (128, (1, 2, 13, 2), "relu", 128, 0.03, None, ("timm_autoaugment",) + _MIXING, 0.813),
-    "FasterNet-M": (144, (3, 4, 18, 3), "relu", 64, 0.05, 1.0, ("timm_autoaugment",) + _MIXING, 0.830),
-    "FasterNet-L": (192, (3, 4, 18, 3), "relu", 64, 0.05, 0.01, ("timm_autoaugment",) + _MIXING, 0.835),
-}
+@dataclass(frozen=True)
+class FasterNetArch:
+    """The arguments of :class:`FasterNet` that tell its variants apart."""
+
+    embed_dim: int
+    depths: Tuple[int, int, int, int]
+    act: str
+    drop_path_rate: float
+
 
 # PaddleX's inference.yml (the configs' Infer section): resize short side 256 (default, bilinear), crop 224.
-_PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=MIN_SIZE)
+PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=MIN_SIZE)
+# PaddleX's FasterNet configs: AdamW without decay on 1-D params, label smoothing 0.1, per-model weight decay,
+# gradient clip (global norm) on M/L, RandAugment (timm rand-m3..m7) from T1 on, mixup + cutmix. The drop-path rates
+# are PaddleClas' per-model values (PaddleX passes none of its own).
+RECIPE = Recipe(batch_size=128, learning_rate=3e-3, optimizer="adamw", weight_decay=0.01, no_decay_norm_bias=True,
+                label_smoothing=0.1, augment=("timm_autoaugment", "mixup", "cutmix"))
+SHALLOW = (1, 2, 8, 2)
 
+VARIANTS = (
+    Variant("FasterNet-T0", FasterNetArch(40, SHALLOW, "gelu", drop_path_rate=0.0), PREPROCESS,
+            replace(RECIPE, weight_decay=0.005, augment=("mixup", "cutmix")), top1=0.719),
+    Variant("FasterNet-T1", FasterNetArch(64, SHALLOW, "gelu", drop_path_rate=0.02), PREPROCESS, RECIPE,
+            top1=0.759),
+    Variant("FasterNet-T2", FasterNetArch(96, SHALLOW, "relu", drop_path_rate=0.05), PREPROCESS,
+            replace(RECIPE, weight_decay=0.02), top1=0.791),
+    Variant("FasterNet-S", FasterNetArch(128, (1, 2, 13, 2), "relu", drop_path_rate=0.1), PREPROCESS,
+            replace(RECIPE, weight_decay=0.03), top1=0.813),
+    Variant("FasterNet-M", FasterNetArch(144, (3, 4, 18, 3), "relu", drop_path_rate=0.2), PREPROCESS,
+            replace(RECIPE, batch_size=64, weight_decay=0.05, grad_clip=1.0), top1=0.830),
+    Variant("FasterNet-L", FasterNetArch(192, (3, 4, 18, 3), "relu", drop_path_rate=0.3), PREPROCESS,
+            replace(RECIPE, batch_size=64, weight_decay=0.05, grad_clip=0.01), top1=0.835),
+)
 
-def _entry(name: str) -> dict:
-    _, _, _, batch_size, weight_decay, clip, augment, top1 = _VARIANTS[name]
-    # PaddleX's FasterNet configs: AdamW without decay on 1-D params, label smoothing 0.1, per-variant weight decay,
-    # gradient clip (global norm) on M/L, RandAugment (timm rand-m3..m7) from T1 on, mixup + cutmix.
-    recipe = Recipe(batch_size=batch_size, learning_rate=3e-3, optimizer="adamw", weight_decay=weight_decay,
-                    no_decay_norm_bias=True, label_smoothing=0.1, grad_clip=clip, augment=augment)
-    return dict(family="FasterNet", preprocess=_PREPROCESS, recipe=recipe, imagenet_top1=top1)
-
-
-# The builders' drop_path_rate defaults are PaddleClas' per-variant values (PaddleX passes none of its own).
-def _build(name: str, num_classes: int, drop_path_rate: float, **kwargs) -> FasterNet:
-    embed_dim, depths, act = _VARIANTS[name][:3]
-    return FasterNet(embed_dim, depths, act, num_classes=num_classes, drop_path_rate=drop_path_rate,
-                     model_name=name, **kwargs)
-
-
-@register_model("FasterNet-T0", **_entry("FasterNet-T0"))
-def fasternet_t0(*, num_classes: int = 1000, drop_path_rate: float = 0.0, **kwargs) -> nn.Layer:
-    return _build("FasterNet-T0", num_classes, drop_path_rate, **kwargs)
-
-
-@register_model("FasterNet-T1", **_entry("FasterNet-T1"))
-def fasternet_t1(*, num_classes: int = 1000, drop_path_rate: float = 0.02, **kwargs) -> nn.Layer:
-    return _build("FasterNet-T1", num_classes, drop_path_rate, **kwargs)
-
-
-@register_model("FasterNet-T2", **_entry("FasterNet-T2"))
-def fasternet_t2(*, num_classes: int = 1000, drop_path_rate: float = 0.05, **kwargs) -> nn.Layer:
-    return _build("FasterNet-T2", num_classes, drop_path_rate, **kwargs)
-
-
-@register_model("FasterNet-S", **_entry("FasterNet-S"))
-def fasternet_s(*, num_classes: int = 1000, drop_path_rate: float = 0.1, **kwargs) -> nn.Layer:
-    return _build("FasterNet-S", num_classes, drop_path_rate, **kwargs)
-
-
-@register_model("FasterNet-M", **_entry("FasterNet-M"))
-def fasternet_m(*, num_classes: int = 1000, drop_path_rate: float = 0.2, **kwargs) -> nn.Layer:
-    return _build("FasterNet-M", num_classes, drop_path_rate, **kwargs)
-
-
-@register_model("FasterNet-L", **_entry("FasterNet-L"))
-def fasternet_l(*, num_classes: int = 1000, drop_path_rate: float = 0.3, **kwargs) -> nn.Layer:
-    return _build("FasterNet-L", num_classes, drop_path_rate, **kwargs)
+register_family(FAMILY, VARIANTS, FasterNet, head="head")

@@ -6,17 +6,25 @@ BatchNorm and ReLU; channels scale as ``int(c * scale)`` (truncation, no roundin
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, Tuple
 
 import paddle.nn as nn
 
-from .layers import ConvBN
-from .registry import Preprocess, Recipe, register_model
+from .layers import ConvBN, PooledClassifier, kaiming_normal_init
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "MobileNetV1"
 
-# (input channels, output channels, stride) of the 13 depthwise-separable blocks at scale 1.0.
-BLOCKS: Tuple[Tuple[int, int, int], ...] = (
+
+class BlockCfg(NamedTuple):
+    in_channels: int  # at scale 1.0
+    out_channels: int  # at scale 1.0
+    stride: int
+
+
+# The 13 depthwise-separable blocks at scale 1.0.
+BLOCKS: Tuple[BlockCfg, ...] = tuple(BlockCfg(*row) for row in (
     (32, 64, 1),
     (64, 128, 2),
     (128, 128, 1),
@@ -30,7 +38,7 @@ BLOCKS: Tuple[Tuple[int, int, int], ...] = (
     (512, 512, 1),
     (512, 1024, 2),
     (1024, 1024, 1),
-)
+))
 
 
 class DepthwiseSeparable(nn.Layer):
@@ -45,7 +53,7 @@ class DepthwiseSeparable(nn.Layer):
         return self.pointwise_conv(self.depthwise_conv(x))
 
 
-class MobileNetV1(nn.Layer):
+class MobileNetV1(PooledClassifier):
     """MobileNetV1 classifier.
 
     Args:
@@ -58,66 +66,33 @@ class MobileNetV1(nn.Layer):
         self.scale = scale
         self.conv = ConvBN(3, int(32 * scale), 3, stride=2, act="relu")
         self.blocks = nn.Sequential(*[
-            DepthwiseSeparable(int(cin * scale), int(cout * scale), stride) for cin, cout, stride in BLOCKS
+            DepthwiseSeparable(int(b.in_channels * scale), int(b.out_channels * scale), b.stride) for b in BLOCKS
         ])
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(int(BLOCKS[-1][1] * scale), num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
+        self._add_classifier(int(BLOCKS[-1].out_channels * scale), num_classes)
         # PaddleClas initialises every conv and the classifier weight with Kaiming-normal (fan-in).
-        kaiming = nn.initializer.KaimingNormal()
-        for layer in self.sublayers():
-            if isinstance(layer, (nn.Conv2D, nn.Linear)):
-                kaiming(layer.weight)
+        kaiming_normal_init(self.sublayers(), linear_weights=True)
 
-    def forward(self, x):
-        x = self.blocks(self.conv(x))
-        return self.fc(self.flatten(self.avg_pool(x)))
+    def forward_features(self, x):
+        return self.blocks(self.conv(x))
 
 
-class Variant(NamedTuple):
+@dataclass(frozen=True)
+class MobileNetV1Arch:
+    """The arguments of :class:`MobileNetV1` that tell its variants apart."""
+
     scale: float
-    top1: float  # ImageNet top-1 published by PaddleX
 
 
-VARIANTS = {
-    "MobileNetV1_x0_25": Variant(0.25, 0.514),
-    "MobileNetV1_x0_5": Variant(0.5, 0.635),
-    "MobileNetV1_x0_75": Variant(0.75, 0.688),
-    "MobileNetV1_x1_0": Variant(1.0, 0.710),
-}
-
-PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear")
+# Fully convolutional with padded strided convs and an adaptive pool: any input size runs.
+PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=1)
 # PaddleX/PaddleClas MobileNetV1 configs: Momentum 0.9, L2 3e-5, plain cross entropy, crop + flip only.
 RECIPE = Recipe(batch_size=64, learning_rate=0.1, optimizer="momentum", weight_decay=3e-5)
 
+VARIANTS = (
+    Variant("MobileNetV1_x0_25", MobileNetV1Arch(scale=0.25), PREPROCESS, RECIPE, top1=0.514),
+    Variant("MobileNetV1_x0_5", MobileNetV1Arch(scale=0.5), PREPROCESS, RECIPE, top1=0.635),
+    Variant("MobileNetV1_x0_75", MobileNetV1Arch(scale=0.75), PREPROCESS, RECIPE, top1=0.688),
+    Variant("MobileNetV1_x1_0", MobileNetV1Arch(scale=1.0), PREPROCESS, RECIPE, top1=0.710),
+)
 
-def _register(name: str):
-    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=RECIPE,
-                          imagenet_top1=VARIANTS[name].top1)
-
-
-def _build(name: str, num_classes: int, **kwargs) -> MobileNetV1:
-    return MobileNetV1(scale=VARIANTS[name].scale, num_classes=num_classes, **kwargs)
-
-
-@_register("MobileNetV1_x0_25")
-def mobilenet_v1_x0_25(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV1_x0_25", num_classes, **kwargs)
-
-
-@_register("MobileNetV1_x0_5")
-def mobilenet_v1_x0_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV1_x0_5", num_classes, **kwargs)
-
-
-@_register("MobileNetV1_x0_75")
-def mobilenet_v1_x0_75(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV1_x0_75", num_classes, **kwargs)
-
-
-@_register("MobileNetV1_x1_0")
-def mobilenet_v1_x1_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV1_x1_0", num_classes, **kwargs)
+register_family(FAMILY, VARIANTS, MobileNetV1, head="fc")

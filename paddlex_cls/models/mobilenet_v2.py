@@ -8,17 +8,27 @@ keeps 1280 channels unless scale > 1.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Tuple
 
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .registry import Preprocess, Recipe, register_model
+from .layers import PooledClassifier
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "MobileNetV2"
 
-# (expansion t, output channels c, blocks n, stride s) per stage at scale 1.0, as in the paper's Table 2.
-STAGES: Tuple[Tuple[int, int, int, int], ...] = (
+
+class StageCfg(NamedTuple):
+    expansion: int  # t
+    channels: int  # c, at scale 1.0
+    num_blocks: int  # n
+    stride: int  # s
+
+
+# Per stage at scale 1.0, as in the paper's Table 2.
+STAGES: Tuple[StageCfg, ...] = tuple(StageCfg(*row) for row in (
     (1, 16, 1, 1),
     (6, 24, 2, 2),
     (6, 32, 3, 2),
@@ -26,7 +36,7 @@ STAGES: Tuple[Tuple[int, int, int, int], ...] = (
     (6, 96, 3, 1),
     (6, 160, 3, 2),
     (6, 320, 1, 1),
-)
+))
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 
@@ -94,7 +104,7 @@ class InvertedResidualStage(nn.Layer):
         return x
 
 
-class MobileNetV2(nn.Layer):
+class MobileNetV2(PooledClassifier):
     """MobileNetV2 classifier.
 
     Args:
@@ -108,76 +118,44 @@ class MobileNetV2(nn.Layer):
         in_channels = int(STEM_CHANNELS * scale)
         self.conv1 = ConvBNReLU6(3, in_channels, 3, stride=2)
         self._stages = []
-        for k, (expansion, channels, num_blocks, stride) in enumerate(STAGES, start=2):
-            out_channels = int(channels * scale)
+        for k, cfg in enumerate(STAGES, start=2):
+            out_channels = int(cfg.channels * scale)
             name = f"conv{k}"
-            stage = InvertedResidualStage(name, in_channels, out_channels, num_blocks, stride, expansion)
+            stage = InvertedResidualStage(name, in_channels, out_channels, cfg.num_blocks, cfg.stride, cfg.expansion)
             self._stages.append(self.add_sublayer(name, stage))
             in_channels = out_channels
         head_channels = int(HEAD_CHANNELS * scale) if scale > 1.0 else HEAD_CHANNELS
         self.conv9 = ConvBNReLU6(in_channels, head_channels, 1)
-        self.pool2d_avg = nn.AdaptiveAvgPool2D(1)
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.out = nn.Linear(head_channels, num_classes)
+        self._add_classifier(head_channels, num_classes, head_name="out")
 
-    def forward(self, x):
+    def forward_features(self, x):
         x = self.conv1(x)
         for stage in self._stages:
             x = stage(x)
-        x = self.pool2d_avg(self.conv9(x))
-        return self.out(self.flatten(x))
+        return self.conv9(x)
 
 
-class Variant(NamedTuple):
+@dataclass(frozen=True)
+class MobileNetV2Arch:
+    """The arguments of :class:`MobileNetV2` that tell its variants apart."""
+
     scale: float
-    batch_size: int  # PaddleX per-card default
-    weight_decay: float  # L2 coefficient of the PaddleClas ImageNet config
-    top1: float  # ImageNet top-1 published by PaddleX
 
 
-VARIANTS = {
-    "MobileNetV2_x0_25": Variant(0.25, 256, 3e-5, 0.532),
-    "MobileNetV2_x0_5": Variant(0.5, 256, 3e-5, 0.650),
-    "MobileNetV2_x1_0": Variant(1.0, 256, 4e-5, 0.722),
-    "MobileNetV2_x1_5": Variant(1.5, 128, 4e-5, 0.741),
-    "MobileNetV2_x2_0": Variant(2.0, 128, 4e-5, 0.752),
-}
+# Fully convolutional with padded strided convs and an adaptive pool: any input size runs.
+PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=1)
+# PaddleClas MobileNetV2 configs: Momentum 0.9 + cosine, plain cross entropy, crop + flip only; L2 3e-5 for the
+# narrow models, 4e-5 from x1_0; PaddleX's per-card batch size.
+NARROW_RECIPE = Recipe(batch_size=256, learning_rate=0.13, optimizer="momentum", weight_decay=3e-5)
+RECIPE = replace(NARROW_RECIPE, weight_decay=4e-5)
+WIDE_RECIPE = replace(RECIPE, batch_size=128)
 
-PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear")
+VARIANTS = (
+    Variant("MobileNetV2_x0_25", MobileNetV2Arch(scale=0.25), PREPROCESS, NARROW_RECIPE, top1=0.532),
+    Variant("MobileNetV2_x0_5", MobileNetV2Arch(scale=0.5), PREPROCESS, NARROW_RECIPE, top1=0.650),
+    Variant("MobileNetV2_x1_0", MobileNetV2Arch(scale=1.0), PREPROCESS, RECIPE, top1=0.722),
+    Variant("MobileNetV2_x1_5", MobileNetV2Arch(scale=1.5), PREPROCESS, WIDE_RECIPE, top1=0.741),
+    Variant("MobileNetV2_x2_0", MobileNetV2Arch(scale=2.0), PREPROCESS, WIDE_RECIPE, top1=0.752),
+)
 
-
-def _register(name: str):
-    variant = VARIANTS[name]
-    # PaddleClas MobileNetV2 configs: Momentum 0.9 + cosine, plain cross entropy, crop + flip only.
-    recipe = Recipe(batch_size=variant.batch_size, learning_rate=0.13, optimizer="momentum",
-                    weight_decay=variant.weight_decay)
-    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=recipe, imagenet_top1=variant.top1)
-
-
-def _build(name: str, num_classes: int, **kwargs) -> MobileNetV2:
-    return MobileNetV2(scale=VARIANTS[name].scale, num_classes=num_classes, **kwargs)
-
-
-@_register("MobileNetV2_x0_25")
-def mobilenet_v2_x0_25(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV2_x0_25", num_classes, **kwargs)
-
-
-@_register("MobileNetV2_x0_5")
-def mobilenet_v2_x0_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV2_x0_5", num_classes, **kwargs)
-
-
-@_register("MobileNetV2_x1_0")
-def mobilenet_v2_x1_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV2_x1_0", num_classes, **kwargs)
-
-
-@_register("MobileNetV2_x1_5")
-def mobilenet_v2_x1_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV2_x1_5", num_classes, **kwargs)
-
-
-@_register("MobileNetV2_x2_0")
-def mobilenet_v2_x2_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV2_x2_0", num_classes, **kwargs)
+register_family(FAMILY, VARIANTS, MobileNetV2, head="out")

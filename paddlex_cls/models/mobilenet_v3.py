@@ -8,13 +8,14 @@ block-expand conv of block 0 are always present (also when the expansion is 1).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Optional, Tuple
 
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .layers import ConvBN, SqueezeExcite, conv_bn_no_bn_decay, make_divisible
-from .registry import Preprocess, Recipe, register_model
+from .layers import ConvBN, PooledClassifier, SqueezeExcite, conv_bn_no_bn_decay, make_divisible
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "MobileNetV3"
 
@@ -28,7 +29,15 @@ class BlockCfg(NamedTuple):
     stride: int
 
 
-LARGE: Tuple[BlockCfg, ...] = tuple(BlockCfg(*row) for row in (
+@dataclass(frozen=True)
+class BlockTable:
+    """The residual units of one MobileNetV3 size and the width of the 1x1 conv before the pool, at scale 1.0."""
+
+    blocks: Tuple[BlockCfg, ...]
+    squeeze: int
+
+
+LARGE = BlockTable(squeeze=960, blocks=tuple(BlockCfg(*row) for row in (
     (3, 16, 16, False, "relu", 1),
     (3, 64, 24, False, "relu", 2),
     (3, 72, 24, False, "relu", 1),
@@ -44,8 +53,8 @@ LARGE: Tuple[BlockCfg, ...] = tuple(BlockCfg(*row) for row in (
     (5, 672, 160, True, "hardswish", 2),
     (5, 960, 160, True, "hardswish", 1),
     (5, 960, 160, True, "hardswish", 1),
-))
-SMALL: Tuple[BlockCfg, ...] = tuple(BlockCfg(*row) for row in (
+)))
+SMALL = BlockTable(squeeze=576, blocks=tuple(BlockCfg(*row) for row in (
     (3, 16, 16, True, "relu", 2),
     (3, 72, 24, False, "relu", 2),
     (3, 88, 24, False, "relu", 1),
@@ -57,9 +66,7 @@ SMALL: Tuple[BlockCfg, ...] = tuple(BlockCfg(*row) for row in (
     (5, 288, 96, True, "hardswish", 2),
     (5, 576, 96, True, "hardswish", 1),
     (5, 576, 96, True, "hardswish", 1),
-))
-# arch -> (blocks, width of the 1x1 conv before the pool at scale 1.0)
-ARCHS = {"large": (LARGE, 960), "small": (SMALL, 576)}
+)))
 STEM_CHANNELS = 16
 HEAD_CHANNELS = 1280  # width of ``last_conv``; not scaled
 
@@ -98,129 +105,70 @@ class ResidualUnit(nn.Layer):
         return x + y if self.use_shortcut else y
 
 
-class MobileNetV3(nn.Layer):
+class MobileNetV3(PooledClassifier):
     """MobileNetV3 classifier.
 
     Args:
-        arch: ``large`` or ``small``.
+        table: ``LARGE`` or ``SMALL``.
         scale: width multiplier (widths are rounded to multiples of 8).
         num_classes: size of the classifier output.
         dropout_prob: dropout before the classifier (``downscale_in_infer``, as PaddleClas); None disables it.
     """
 
-    def __init__(self, arch: str = "large", scale: float = 1.0, num_classes: int = 1000,
+    def __init__(self, table: BlockTable = LARGE, scale: float = 1.0, num_classes: int = 1000,
                  dropout_prob: Optional[float] = 0.2):
         super().__init__()
-        blocks, squeeze = ARCHS[arch]
         self.scale = scale
         in_channels = make_divisible(STEM_CHANNELS * scale)
         self.conv = _conv_bn(3, in_channels, 3, stride=2, act="hardswish")
         units = []
-        for cfg in blocks:
+        for cfg in table.blocks:
             out_channels = make_divisible(cfg.out * scale)
             units.append(ResidualUnit(in_channels, make_divisible(cfg.expand * scale), out_channels, cfg.kernel,
                                       cfg.stride, cfg.se, cfg.act))
             in_channels = out_channels
         self.blocks = nn.Sequential(*units)
-        squeeze_channels = make_divisible(squeeze * scale)
+        squeeze_channels = make_divisible(table.squeeze * scale)
         self.last_second_conv = _conv_bn(in_channels, squeeze_channels, 1, act="hardswish")
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.last_conv = nn.Conv2D(squeeze_channels, HEAD_CHANNELS, 1, bias_attr=False)
-        self.hardswish = nn.Hardswish()
-        self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer") if dropout_prob else nn.Identity()
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(HEAD_CHANNELS, num_classes)
+        self._add_classifier(squeeze_channels, num_classes, expand=HEAD_CHANNELS, act="hardswish",
+                             dropout_prob=dropout_prob or 0.0)
 
-    def forward(self, x):
-        x = self.last_second_conv(self.blocks(self.conv(x)))
-        x = self.hardswish(self.last_conv(self.avg_pool(x)))
-        return self.fc(self.flatten(self.dropout(x)))
+    def forward_features(self, x):
+        return self.last_second_conv(self.blocks(self.conv(x)))
 
 
-class Variant(NamedTuple):
-    arch: str
+@dataclass(frozen=True)
+class MobileNetV3Arch:
+    """The arguments of :class:`MobileNetV3` that tell its variants apart."""
+
+    table: BlockTable
     scale: float
-    weight_decay: float  # L2 coefficient of the PaddleClas ImageNet config
-    top1: float  # ImageNet top-1 published by PaddleX
-    augment: Tuple[str, ...] = ()
 
 
-VARIANTS = {
-    "MobileNetV3_large_x0_35": Variant("large", 0.35, 2e-5, 0.643),
-    "MobileNetV3_large_x0_5": Variant("large", 0.5, 2e-5, 0.692),
-    "MobileNetV3_large_x0_75": Variant("large", 0.75, 2e-5, 0.731),
-    "MobileNetV3_large_x1_0": Variant("large", 1.0, 2e-5, 0.753, ("autoaugment",)),
-    "MobileNetV3_large_x1_25": Variant("large", 1.25, 4e-5, 0.764),
-    "MobileNetV3_small_x0_35": Variant("small", 0.35, 1e-5, 0.530),
-    "MobileNetV3_small_x0_5": Variant("small", 0.5, 1e-5, 0.592),
-    "MobileNetV3_small_x0_75": Variant("small", 0.75, 2e-5, 0.660),
-    "MobileNetV3_small_x1_0": Variant("small", 1.0, 2e-5, 0.682),
-    "MobileNetV3_small_x1_25": Variant("small", 1.25, 2e-5, 0.707),
-}
-BATCH_SIZE = {"large": 128, "small": 256}  # PaddleX per-card defaults
+# Fully convolutional with padded strided convs and an adaptive pool: any input size runs.
+PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=1)
+# PaddleClas MobileNetV3 configs: Momentum 0.9 + cosine with warmup, label smoothing 0.1, per-model L2; BN params
+# carry their own zero decay (see ``_conv_bn``), so the optimizer-level exclusion stays off. PaddleX's per-card
+# batch sizes: 128 (large), 256 (small).
+LARGE_RECIPE = Recipe(batch_size=128, learning_rate=0.13, optimizer="momentum", weight_decay=2e-5,
+                      label_smoothing=0.1)
+SMALL_RECIPE = replace(LARGE_RECIPE, batch_size=256)
 
-PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear")
+VARIANTS = (
+    Variant("MobileNetV3_large_x0_35", MobileNetV3Arch(LARGE, scale=0.35), PREPROCESS, LARGE_RECIPE, top1=0.643),
+    Variant("MobileNetV3_large_x0_5", MobileNetV3Arch(LARGE, scale=0.5), PREPROCESS, LARGE_RECIPE, top1=0.692),
+    Variant("MobileNetV3_large_x0_75", MobileNetV3Arch(LARGE, scale=0.75), PREPROCESS, LARGE_RECIPE, top1=0.731),
+    Variant("MobileNetV3_large_x1_0", MobileNetV3Arch(LARGE, scale=1.0), PREPROCESS,
+            replace(LARGE_RECIPE, augment=("autoaugment",)), top1=0.753),
+    Variant("MobileNetV3_large_x1_25", MobileNetV3Arch(LARGE, scale=1.25), PREPROCESS,
+            replace(LARGE_RECIPE, weight_decay=4e-5), top1=0.764),
+    Variant("MobileNetV3_small_x0_35", MobileNetV3Arch(SMALL, scale=0.35), PREPROCESS,
+            replace(SMALL_RECIPE, weight_decay=1e-5), top1=0.530),
+    Variant("MobileNetV3_small_x0_5", MobileNetV3Arch(SMALL, scale=0.5), PREPROCESS,
+            replace(SMALL_RECIPE, weight_decay=1e-5), top1=0.592),
+    Variant("MobileNetV3_small_x0_75", MobileNetV3Arch(SMALL, scale=0.75), PREPROCESS, SMALL_RECIPE, top1=0.660),
+    Variant("MobileNetV3_small_x1_0", MobileNetV3Arch(SMALL, scale=1.0), PREPROCESS, SMALL_RECIPE, top1=0.682),
+    Variant("MobileNetV3_small_x1_25", MobileNetV3Arch(SMALL, scale=1.25), PREPROCESS, SMALL_RECIPE, top1=0.707),
+)
 
-
-def _register(name: str):
-    variant = VARIANTS[name]
-    # PaddleClas MobileNetV3 configs: Momentum 0.9 + cosine with warmup, label smoothing 0.1; BN params carry
-    # their own zero decay (see ``_conv_bn``), so the optimizer-level exclusion stays off.
-    recipe = Recipe(batch_size=BATCH_SIZE[variant.arch], learning_rate=0.13, optimizer="momentum",
-                    weight_decay=variant.weight_decay, label_smoothing=0.1, augment=variant.augment)
-    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=recipe, imagenet_top1=variant.top1)
-
-
-def _build(name: str, num_classes: int, **kwargs) -> MobileNetV3:
-    variant = VARIANTS[name]
-    return MobileNetV3(arch=variant.arch, scale=variant.scale, num_classes=num_classes, **kwargs)
-
-
-@_register("MobileNetV3_large_x0_35")
-def mobilenet_v3_large_x0_35(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_large_x0_35", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_large_x0_5")
-def mobilenet_v3_large_x0_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_large_x0_5", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_large_x0_75")
-def mobilenet_v3_large_x0_75(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_large_x0_75", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_large_x1_0")
-def mobilenet_v3_large_x1_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_large_x1_0", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_large_x1_25")
-def mobilenet_v3_large_x1_25(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_large_x1_25", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_small_x0_35")
-def mobilenet_v3_small_x0_35(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_small_x0_35", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_small_x0_5")
-def mobilenet_v3_small_x0_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_small_x0_5", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_small_x0_75")
-def mobilenet_v3_small_x0_75(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_small_x0_75", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_small_x1_0")
-def mobilenet_v3_small_x1_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_small_x1_0", num_classes, **kwargs)
-
-
-@_register("MobileNetV3_small_x1_25")
-def mobilenet_v3_small_x1_25(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("MobileNetV3_small_x1_25", num_classes, **kwargs)
+register_family(FAMILY, VARIANTS, MobileNetV3, head="fc")

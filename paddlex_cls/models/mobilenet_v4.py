@@ -1,7 +1,7 @@
 """MobileNetV4 (Qin et al., 2024): universal inverted bottlenecks, plus mobile multi-query attention in the hybrids.
 
 Layout and names follow PaddleClas ``legendary_models/mobilenet_v4.py`` so that the official weights load: the stem
-``conv_stem.{conv,bn}``, one flat ``blocks.<i>`` sequence (stage boundaries are only a grouping of the variant
+``conv_stem.{conv,bn}``, one flat ``blocks.<i>`` sequence (stage boundaries are only a grouping of the block
 tables below), ``conv_head.{conv,bn}`` applied after global pooling, and ``classifier``. All convolutions are
 bias-free and followed by BatchNorm (epsilon 1e-5); paddings are ``(k - 1) // 2``.
 
@@ -17,21 +17,17 @@ Block types, as PaddleClas builds them:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Optional, Tuple, Union
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .layers import ConvBN, DropPath
-from .registry import Preprocess, Recipe, register_model
+from .layers import ConvBN, make_drop_path
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "MobileNetV4"
-
-
-def _drop_path(rate: float) -> nn.Layer:
-    return DropPath(rate) if rate > 0 else nn.Identity()
 
 
 class LayerScale2D(nn.Layer):
@@ -51,7 +47,7 @@ class ConvBlock(ConvBN):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, act: str,
                  drop_path: float = 0.0):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, act=act)
-        self.drop_path = _drop_path(drop_path)
+        self.drop_path = make_drop_path(drop_path)
 
     def forward(self, x):
         return self.drop_path(super().forward(x))
@@ -66,7 +62,7 @@ class EdgeResidual(nn.Layer):
         self.has_skip = stride == 1 and in_channels == out_channels
         self.conv_exp = ConvBN(in_channels, mid_channels, kernel_size, stride=stride, act=act)
         self.conv_pwl = ConvBN(mid_channels, out_channels, 1)
-        self.drop_path = _drop_path(drop_path)
+        self.drop_path = make_drop_path(drop_path)
 
     def forward(self, x):
         y = self.conv_pwl(self.conv_exp(x))
@@ -91,7 +87,7 @@ class UniversalInvertedResidual(nn.Layer):
                        if mid_kernel else nn.Identity())
         self.pw_proj = ConvBN(mid_channels, out_channels, 1)
         self.layer_scale = LayerScale2D(out_channels, layer_scale) if layer_scale else nn.Identity()
-        self.drop_path = _drop_path(drop_path)
+        self.drop_path = make_drop_path(drop_path)
 
     def forward(self, x):
         y = self.pw_proj(self.dw_mid(self.pw_exp(self.dw_start(x))))
@@ -127,7 +123,7 @@ class MobileMQA(nn.Layer):
         self.value_proj = nn.Conv2D(in_channels, key_dim, 1, bias_attr=False)
         self.proj = nn.Conv2D(query_dim, out_channels, 1, bias_attr=False)
         self.layer_scale = LayerScale2D(out_channels, layer_scale) if layer_scale else nn.Identity()
-        self.drop_path = _drop_path(drop_path)
+        self.drop_path = make_drop_path(drop_path)
 
     @staticmethod
     def _spatial_size(x):
@@ -156,7 +152,7 @@ class MobileMQA(nn.Layer):
         return shortcut + self.drop_path(out) if self.has_skip else out
 
 
-# ---- block specs: one row of a variant table each; ``build`` turns a row into its block --------------------------
+# ---- block specs: one row of a block table each; ``build`` turns a row into its block ----------------------------
 
 class CN(NamedTuple):
     """Conv + BN + act."""
@@ -212,8 +208,8 @@ BlockSpec = Union[CN, ER, UIR, MQA]
 
 
 @dataclass(frozen=True)
-class Variant:
-    """Architecture of one MobileNetV4 model.
+class BlockTable:
+    """Blocks of one MobileNetV4 size.
 
     Attributes:
         stem: output channels of the 3x3 stride-2 stem conv.
@@ -232,7 +228,7 @@ class MobileNetV4(nn.Layer):
     """MobileNetV4 classifier.
 
     Args:
-        variant: the architecture table (see ``VARIANTS``).
+        table: the blocks (one of the tables below).
         num_classes: size of the classifier output.
         drop_rate: accepted for PaddleX config compatibility; PaddleClas' MobileNetV4 builds its head dropout but
             never applies it, so (to keep training identical to PaddleX) neither does this network.
@@ -240,16 +236,16 @@ class MobileNetV4(nn.Layer):
         head_channels: width of the 1x1 conv after global pooling.
     """
 
-    def __init__(self, variant: Variant, num_classes: int = 1000, drop_rate: float = 0.0,
+    def __init__(self, table: BlockTable, num_classes: int = 1000, drop_rate: float = 0.0,
                  drop_path_rate: float = 0.0, head_channels: int = 1280):
         super().__init__()
         self.drop_rate = drop_rate
-        act = variant.act
-        self.conv_stem = ConvBN(3, variant.stem, 3, stride=2, act=act)
-        specs = [spec for stage in variant.stages for spec in stage]
-        blocks, channels = [], variant.stem
+        act = table.act
+        self.conv_stem = ConvBN(3, table.stem, 3, stride=2, act=act)
+        specs = [spec for stage in table.stages for spec in stage]
+        blocks, channels = [], table.stem
         for i, spec in enumerate(specs):
-            blocks.append(spec.build(channels, act, drop_path_rate * i / len(specs), variant.layer_scale))
+            blocks.append(spec.build(channels, act, drop_path_rate * i / len(specs), table.layer_scale))
             channels = spec.out
         self.blocks = nn.Sequential(*blocks)
         self.global_pool = nn.AdaptiveAvgPool2D(1)
@@ -266,116 +262,99 @@ class MobileNetV4(nn.Layer):
         return self.classifier(self.flatten(x))
 
 
-# ---- variant tables (PaddleClas NET_CONFIG, grouped by stage; all widths already multiples of 8) -----------------
+# ---- block tables (PaddleClas NET_CONFIG, grouped by stage; all widths already multiples of 8) -------------------
 
-VARIANTS = {
-    "conv_small": Variant(stem=32, act="relu", layer_scale=None, stages=(
-        (CN(32, 3, 2), CN(32, 1)),
-        (CN(96, 3, 2), CN(64, 1)),
-        (UIR(96, 192, 5, 5, 2), *[UIR(96, 192, 0, 3)] * 4, UIR(96, 384, 3, 0)),
-        (UIR(128, 576, 3, 3, 2), UIR(128, 512, 5, 5), UIR(128, 512, 0, 5), UIR(128, 384, 0, 5),
-         *[UIR(128, 512, 0, 3)] * 2),
-        (CN(960, 1),),
-    )),
-    "conv_medium": Variant(stem=32, act="relu", layer_scale=None, stages=(
-        (ER(48, 128, 3, 2),),
-        (UIR(80, 192, 3, 5, 2), UIR(80, 160, 3, 3)),
-        (UIR(160, 480, 3, 5, 2), *[UIR(160, 640, 3, 3)] * 2, UIR(160, 640, 3, 5), UIR(160, 640, 3, 3),
-         UIR(160, 640, 3, 0), UIR(160, 320, 0, 0), UIR(160, 640, 3, 0)),
-        (UIR(256, 960, 5, 5, 2), UIR(256, 1024, 5, 5), *[UIR(256, 1024, 3, 5)] * 2, UIR(256, 1024, 0, 0),
-         UIR(256, 1024, 3, 0), UIR(256, 512, 3, 5), UIR(256, 1024, 5, 5), *[UIR(256, 1024, 0, 0)] * 2,
-         UIR(256, 512, 5, 0)),
-        (CN(960, 1),),
-    )),
-    "conv_large": Variant(stem=24, act="relu", layer_scale=None, stages=(
-        (ER(48, 96, 3, 2),),
-        (UIR(96, 192, 3, 5, 2), UIR(96, 384, 3, 3)),
-        (UIR(192, 384, 3, 5, 2), *[UIR(192, 768, 3, 3)] * 3, UIR(192, 768, 3, 5), *[UIR(192, 768, 5, 3)] * 5,
-         UIR(192, 768, 3, 0)),
-        (UIR(512, 768, 5, 5, 2), *[UIR(512, 2048, 5, 5)] * 3, UIR(512, 2048, 5, 0), UIR(512, 2048, 5, 3),
-         *[UIR(512, 2048, 5, 0)] * 2, UIR(512, 2048, 5, 3), UIR(512, 2048, 5, 5), *[UIR(512, 2048, 5, 0)] * 3),
-        (CN(960, 1),),
-    )),
-    "hybrid_medium": Variant(stem=32, act="relu", layer_scale=1e-5, stages=(
-        (ER(48, 128, 3, 2),),
-        (UIR(80, 192, 3, 5, 2), UIR(80, 160, 3, 3)),
-        (UIR(160, 480, 3, 5, 2), UIR(160, 320, 0, 0), UIR(160, 640, 3, 3), UIR(160, 640, 3, 5),
-         MQA(160, 4, 64, 2), UIR(160, 640, 3, 3), MQA(160, 4, 64, 2), UIR(160, 640, 3, 0),
-         MQA(160, 4, 64, 2), UIR(160, 640, 3, 3), MQA(160, 4, 64, 2), UIR(160, 640, 3, 0)),
-        (UIR(256, 960, 5, 5, 2), UIR(256, 1024, 5, 5), *[UIR(256, 1024, 3, 5)] * 2, UIR(256, 512, 0, 0),
-         UIR(256, 512, 3, 5), UIR(256, 512, 0, 0), UIR(256, 1024, 0, 0),
-         MQA(256, 4, 64, 1), UIR(256, 1024, 3, 0), MQA(256, 4, 64, 1), UIR(256, 1024, 5, 5),
-         MQA(256, 4, 64, 1), UIR(256, 1024, 5, 0), MQA(256, 4, 64, 1), UIR(256, 1024, 5, 0)),
-        (CN(960, 1),),
-    )),
-    "hybrid_large": Variant(stem=24, act="gelu", layer_scale=1e-5, stages=(
-        (ER(48, 96, 3, 2),),
-        (UIR(96, 192, 3, 5, 2), UIR(96, 384, 3, 3)),
-        (UIR(192, 384, 3, 5, 2), *[UIR(192, 768, 3, 3)] * 3, UIR(192, 768, 3, 5), *[UIR(192, 768, 5, 3)] * 2,
-         *[MQA(192, 8, 48, 2), UIR(192, 768, 5, 3)] * 3, MQA(192, 8, 48, 2), UIR(192, 768, 3, 0)),
-        (UIR(512, 768, 5, 5, 2), *[UIR(512, 2048, 5, 5)] * 3, UIR(512, 2048, 5, 0), UIR(512, 2048, 5, 3),
-         *[UIR(512, 2048, 5, 0)] * 2, UIR(512, 2048, 5, 3), UIR(512, 2048, 5, 5),
-         *[MQA(512, 8, 64, 1), UIR(512, 2048, 5, 0)] * 4),
-        (CN(960, 1),),
-    )),
-}
+CONV_SMALL = BlockTable(stem=32, act="relu", layer_scale=None, stages=(
+    (CN(32, 3, 2), CN(32, 1)),
+    (CN(96, 3, 2), CN(64, 1)),
+    (UIR(96, 192, 5, 5, 2), *[UIR(96, 192, 0, 3)] * 4, UIR(96, 384, 3, 0)),
+    (UIR(128, 576, 3, 3, 2), UIR(128, 512, 5, 5), UIR(128, 512, 0, 5), UIR(128, 384, 0, 5),
+     *[UIR(128, 512, 0, 3)] * 2),
+    (CN(960, 1),),
+))
+
+CONV_MEDIUM = BlockTable(stem=32, act="relu", layer_scale=None, stages=(
+    (ER(48, 128, 3, 2),),
+    (UIR(80, 192, 3, 5, 2), UIR(80, 160, 3, 3)),
+    (UIR(160, 480, 3, 5, 2), *[UIR(160, 640, 3, 3)] * 2, UIR(160, 640, 3, 5), UIR(160, 640, 3, 3),
+     UIR(160, 640, 3, 0), UIR(160, 320, 0, 0), UIR(160, 640, 3, 0)),
+    (UIR(256, 960, 5, 5, 2), UIR(256, 1024, 5, 5), *[UIR(256, 1024, 3, 5)] * 2, UIR(256, 1024, 0, 0),
+     UIR(256, 1024, 3, 0), UIR(256, 512, 3, 5), UIR(256, 1024, 5, 5), *[UIR(256, 1024, 0, 0)] * 2,
+     UIR(256, 512, 5, 0)),
+    (CN(960, 1),),
+))
+
+CONV_LARGE = BlockTable(stem=24, act="relu", layer_scale=None, stages=(
+    (ER(48, 96, 3, 2),),
+    (UIR(96, 192, 3, 5, 2), UIR(96, 384, 3, 3)),
+    (UIR(192, 384, 3, 5, 2), *[UIR(192, 768, 3, 3)] * 3, UIR(192, 768, 3, 5), *[UIR(192, 768, 5, 3)] * 5,
+     UIR(192, 768, 3, 0)),
+    (UIR(512, 768, 5, 5, 2), *[UIR(512, 2048, 5, 5)] * 3, UIR(512, 2048, 5, 0), UIR(512, 2048, 5, 3),
+     *[UIR(512, 2048, 5, 0)] * 2, UIR(512, 2048, 5, 3), UIR(512, 2048, 5, 5), *[UIR(512, 2048, 5, 0)] * 3),
+    (CN(960, 1),),
+))
+
+HYBRID_MEDIUM = BlockTable(stem=32, act="relu", layer_scale=1e-5, stages=(
+    (ER(48, 128, 3, 2),),
+    (UIR(80, 192, 3, 5, 2), UIR(80, 160, 3, 3)),
+    (UIR(160, 480, 3, 5, 2), UIR(160, 320, 0, 0), UIR(160, 640, 3, 3), UIR(160, 640, 3, 5),
+     MQA(160, 4, 64, 2), UIR(160, 640, 3, 3), MQA(160, 4, 64, 2), UIR(160, 640, 3, 0),
+     MQA(160, 4, 64, 2), UIR(160, 640, 3, 3), MQA(160, 4, 64, 2), UIR(160, 640, 3, 0)),
+    (UIR(256, 960, 5, 5, 2), UIR(256, 1024, 5, 5), *[UIR(256, 1024, 3, 5)] * 2, UIR(256, 512, 0, 0),
+     UIR(256, 512, 3, 5), UIR(256, 512, 0, 0), UIR(256, 1024, 0, 0),
+     MQA(256, 4, 64, 1), UIR(256, 1024, 3, 0), MQA(256, 4, 64, 1), UIR(256, 1024, 5, 5),
+     MQA(256, 4, 64, 1), UIR(256, 1024, 5, 0), MQA(256, 4, 64, 1), UIR(256, 1024, 5, 0)),
+    (CN(960, 1),),
+))
+
+HYBRID_LARGE = BlockTable(stem=24, act="gelu", layer_scale=1e-5, stages=(
+    (ER(48, 96, 3, 2),),
+    (UIR(96, 192, 3, 5, 2), UIR(96, 384, 3, 3)),
+    (UIR(192, 384, 3, 5, 2), *[UIR(192, 768, 3, 3)] * 3, UIR(192, 768, 3, 5), *[UIR(192, 768, 5, 3)] * 2,
+     *[MQA(192, 8, 48, 2), UIR(192, 768, 5, 3)] * 3, MQA(192, 8, 48, 2), UIR(192, 768, 3, 0)),
+    (UIR(512, 768, 5, 5, 2), *[UIR(512, 2048, 5, 5)] * 3, UIR(512, 2048, 5, 0), UIR(512, 2048, 5, 3),
+     *[UIR(512, 2048, 5, 0)] * 2, UIR(512, 2048, 5, 3), UIR(512, 2048, 5, 5),
+     *[MQA(512, 8, 64, 1), UIR(512, 2048, 5, 0)] * 4),
+    (CN(960, 1),),
+))
+
+
+@dataclass(frozen=True)
+class MobileNetV4Arch:
+    """The arguments of :class:`MobileNetV4` that tell its variants apart."""
+
+    table: BlockTable
+    drop_rate: float
+    drop_path_rate: float
+
+
+def _square_crop(size: int, interpolation: str) -> Preprocess:
+    """inference.yml: resize the short side to the crop size, then center-crop (no border).
+
+    Any input size runs: padded strided convs, and MQA's key/value length follows the actual map.
+    """
+    return Preprocess(input_size=size, resize_short=size, interpolation=interpolation, min_size=1)
+
 
 # PaddleX configs (repo_apis/PaddleClas_api/configs/MobileNetV4_*.yaml): AdamW, 1-D params without weight decay,
-# label smoothing 0.1, EMA 0.9998, global-norm clip 5.0, RandAugment (timm) + random erasing + mixup/cutmix.
-_AUGMENT = ("timm_autoaugment", "random_erasing", "mixup", "cutmix")
-
-
-def _recipe(batch_size: int, weight_decay: float) -> Recipe:
-    return Recipe(batch_size=batch_size, learning_rate=0.13, optimizer="adamw", weight_decay=weight_decay,
-                  no_decay_norm_bias=True, label_smoothing=0.1, ema_decay=0.9998, grad_clip=5.0, augment=_AUGMENT)
-
-
-def _preprocess(size: int, interpolation: str) -> Preprocess:
-    # inference.yml: resize the short side to the crop size, then center-crop (no border).
-    return Preprocess(input_size=size, resize_short=size, interpolation=interpolation)
-
-
-def _register(name: str, *, size: int, interpolation: str, batch_size: int, weight_decay: float, top1: float):
-    return register_model(name, family=FAMILY, preprocess=_preprocess(size, interpolation),
-                          recipe=_recipe(batch_size, weight_decay), imagenet_top1=top1)
-
-
-@_register("MobileNetV4_conv_small", size=256, interpolation="bicubic", batch_size=128, weight_decay=0.06,
-           top1=0.746)
-def mobilenet_v4_conv_small(*, num_classes: int = 1000, drop_rate: float = 0.25, drop_path_rate: float = 0.03,
-                            **kwargs) -> nn.Layer:
-    return MobileNetV4(VARIANTS["conv_small"], num_classes=num_classes, drop_rate=drop_rate,
-                       drop_path_rate=drop_path_rate, **kwargs)
-
-
-@_register("MobileNetV4_conv_medium", size=320, interpolation="bicubic", batch_size=128, weight_decay=0.1,
-           top1=0.799)
-def mobilenet_v4_conv_medium(*, num_classes: int = 1000, drop_rate: float = 0.2, drop_path_rate: float = 0.1,
-                             **kwargs) -> nn.Layer:
-    return MobileNetV4(VARIANTS["conv_medium"], num_classes=num_classes, drop_rate=drop_rate,
-                       drop_path_rate=drop_path_rate, **kwargs)
-
-
-@_register("MobileNetV4_conv_large", size=448, interpolation="bicubic", batch_size=64, weight_decay=0.2,
-           top1=0.834)
-def mobilenet_v4_conv_large(*, num_classes: int = 1000, drop_rate: float = 0.2, drop_path_rate: float = 0.35,
-                            **kwargs) -> nn.Layer:
-    return MobileNetV4(VARIANTS["conv_large"], num_classes=num_classes, drop_rate=drop_rate,
-                       drop_path_rate=drop_path_rate, **kwargs)
-
-
+# label smoothing 0.1, EMA 0.9998, global-norm clip 5.0, RandAugment (timm) + random erasing + mixup/cutmix; the
+# per-card batch size and weight decay differ per model. The dropout and drop-path rates are those PaddleX passes.
 # The hybrids' Infer transforms (hence inference.yml) resize without naming an interpolation: bilinear.
-@_register("MobileNetV4_hybrid_medium", size=256, interpolation="bilinear", batch_size=64, weight_decay=0.1,
-           top1=0.805)
-def mobilenet_v4_hybrid_medium(*, num_classes: int = 1000, drop_rate: float = 0.2, drop_path_rate: float = 0.1,
-                               **kwargs) -> nn.Layer:
-    return MobileNetV4(VARIANTS["hybrid_medium"], num_classes=num_classes, drop_rate=drop_rate,
-                       drop_path_rate=drop_path_rate, **kwargs)
+RECIPE = Recipe(batch_size=64, learning_rate=0.13, optimizer="adamw", weight_decay=0.1, no_decay_norm_bias=True,
+                label_smoothing=0.1, ema_decay=0.9998, grad_clip=5.0,
+                augment=("timm_autoaugment", "random_erasing", "mixup", "cutmix"))
 
+VARIANTS = (
+    Variant("MobileNetV4_conv_small", MobileNetV4Arch(CONV_SMALL, drop_rate=0.25, drop_path_rate=0.03),
+            _square_crop(256, "bicubic"), replace(RECIPE, batch_size=128, weight_decay=0.06), top1=0.746),
+    Variant("MobileNetV4_conv_medium", MobileNetV4Arch(CONV_MEDIUM, drop_rate=0.2, drop_path_rate=0.1),
+            _square_crop(320, "bicubic"), replace(RECIPE, batch_size=128), top1=0.799),
+    Variant("MobileNetV4_conv_large", MobileNetV4Arch(CONV_LARGE, drop_rate=0.2, drop_path_rate=0.35),
+            _square_crop(448, "bicubic"), replace(RECIPE, weight_decay=0.2), top1=0.834),
+    Variant("MobileNetV4_hybrid_medium", MobileNetV4Arch(HYBRID_MEDIUM, drop_rate=0.2, drop_path_rate=0.1),
+            _square_crop(256, "bilinear"), RECIPE, top1=0.805),
+    Variant("MobileNetV4_hybrid_large", MobileNetV4Arch(HYBRID_LARGE, drop_rate=0.2, drop_path_rate=0.1),
+            _square_crop(448, "bilinear"), RECIPE, top1=0.838),
+)
 
-@_register("MobileNetV4_hybrid_large", size=448, interpolation="bilinear", batch_size=64, weight_decay=0.1,
-           top1=0.838)
-def mobilenet_v4_hybrid_large(*, num_classes: int = 1000, drop_rate: float = 0.2, drop_path_rate: float = 0.1,
-                              **kwargs) -> nn.Layer:
-    return MobileNetV4(VARIANTS["hybrid_large"], num_classes=num_classes, drop_rate=drop_rate,
-                       drop_path_rate=drop_path_rate, **kwargs)
+register_family(FAMILY, VARIANTS, MobileNetV4, head="classifier")

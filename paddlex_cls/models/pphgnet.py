@@ -12,13 +12,13 @@ dropout is PaddlePaddle's ``downscale_in_infer`` mode (eval scales by ``1 - p``)
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, Optional, Tuple
 
-import paddle
 import paddle.nn as nn
 
-from .layers import ConvBN
-from .registry import Preprocess, Recipe, register_model
+from .layers import ConvBN, PooledClassifier, concat_chain, kaiming_normal_init
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "PP-HGNet"
 
@@ -50,15 +50,8 @@ class HGBlock(nn.Layer):
         self.att = ESEModule(out_channels)
 
     def forward(self, x):
-        outputs = [x]
-        y = x
-        for layer in self.layers:
-            y = layer(y)
-            outputs.append(y)
-        y = self.att(self.aggregation_conv(paddle.concat(outputs, axis=1)))
-        if self.identity:
-            y = y + x
-        return y
+        y = self.att(self.aggregation_conv(concat_chain(x, self.layers)))
+        return y + x if self.identity else y
 
 
 class HGStage(nn.Layer):
@@ -88,7 +81,7 @@ class StageSpec(NamedTuple):
     downsample: bool
 
 
-class PPHGNet(nn.Layer):
+class PPHGNet(PooledClassifier):
     """PP-HGNet classifier.
 
     Args:
@@ -105,110 +98,61 @@ class PPHGNet(nn.Layer):
                  num_classes: int = 1000, use_last_conv: bool = True, class_expand: int = 2048,
                  dropout_prob: float = 0.0):
         super().__init__()
-        self.use_last_conv = use_last_conv
         widths = (3,) + tuple(stem_channels)
         self.stem = nn.Sequential(*[
             ConvBN(widths[i], widths[i + 1], 3, stride=2 if i == 0 else 1, act="relu")
             for i in range(len(stem_channels))
         ])
         self.pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
-        self.stages = nn.LayerList([
+        self.stages = nn.Sequential(*[
             HGStage(s.in_channels, s.mid_channels, s.out_channels, s.block_num, layer_num, s.downsample)
             for s in stages
         ])
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        width = stages[-1].out_channels
-        if use_last_conv:
-            self.last_conv = nn.Conv2D(width, class_expand, 1, bias_attr=False)
-            self.act = nn.ReLU()
-            self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer")
-            width = class_expand
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(width, num_classes)
-        self._init_weights()
+        self._add_classifier(stages[-1].out_channels, num_classes, expand=class_expand if use_last_conv else None,
+                             dropout_prob=dropout_prob)
+        kaiming_normal_init(self.sublayers(), reset_norms_and_biases=True)  # as PaddleClas
 
-    def _init_weights(self) -> None:
-        # As PaddleClas: Kaiming-normal convs, BN weight 1 / bias 0, zero classifier bias.
-        init = nn.initializer
-        kaiming, zeros, ones = init.KaimingNormal(), init.Constant(0.0), init.Constant(1.0)
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Conv2D):
-                kaiming(layer.weight)
-            elif isinstance(layer, nn.BatchNorm2D):
-                ones(layer.weight)
-                zeros(layer.bias)
-            elif isinstance(layer, nn.Linear):
-                zeros(layer.bias)
-
-    def forward(self, x):
-        x = self.pool(self.stem(x))
-        for stage in self.stages:
-            x = stage(x)
-        x = self.avg_pool(x)
-        if self.use_last_conv:
-            x = self.dropout(self.act(self.last_conv(x)))
-        return self.fc(self.flatten(x))
+    def forward_features(self, x):
+        return self.stages(self.pool(self.stem(x)))
 
 
-class Variant(NamedTuple):
+@dataclass(frozen=True)
+class PPHGNetArch:
+    """The arguments of :class:`PPHGNet` that tell its variants apart."""
+
     stem_channels: Tuple[int, int, int]
-    stages: Tuple[StageSpec, ...]
+    stages: Tuple[StageSpec, StageSpec, StageSpec, StageSpec]
     layer_num: int
     dropout_prob: float
-    resize_short: int  # eval resize of PaddleX's inference.yml
-    top1: float  # ImageNet top-1 published by PaddleX
-    augment: Tuple[str, ...]
 
 
-_AUGMENT = ("timm_autoaugment", "random_erasing", "mixup", "cutmix")
-
-VARIANTS = {
-    "PP-HGNet_tiny": Variant(
-        (48, 48, 96),
-        (StageSpec(96, 96, 224, 1, False), StageSpec(224, 128, 448, 1, True),
-         StageSpec(448, 160, 512, 2, True), StageSpec(512, 192, 768, 1, True)),
-        layer_num=5, dropout_prob=0.0, resize_short=232, top1=0.7983, augment=_AUGMENT),
-    "PP-HGNet_small": Variant(
-        (64, 64, 128),
-        (StageSpec(128, 128, 256, 1, False), StageSpec(256, 160, 512, 1, True),
-         StageSpec(512, 192, 768, 2, True), StageSpec(768, 224, 1024, 1, True)),
-        layer_num=6, dropout_prob=0.0, resize_short=236, top1=0.8151, augment=_AUGMENT),
-    "PP-HGNet_base": Variant(
-        (96, 96, 160),
-        (StageSpec(160, 192, 320, 1, False), StageSpec(320, 224, 640, 2, True),
-         StageSpec(640, 256, 960, 3, True), StageSpec(960, 288, 1280, 2, True)),
-        layer_num=7, dropout_prob=0.2, resize_short=236, top1=0.8500, augment=_AUGMENT),
-}
+def _preprocess(resize_short: int) -> Preprocess:
+    """PaddleX inference.yml: resize the short side (bicubic), center-crop 224. Any input size runs."""
+    return Preprocess(input_size=224, resize_short=resize_short, interpolation="bicubic", min_size=1)
 
 
-def _register(name: str):
-    v = VARIANTS[name]
-    # PaddleX inference.yml: resize short side (232 tiny, 236 small/base), bicubic, center crop 224.
-    preprocess = Preprocess(input_size=224, resize_short=v.resize_short, interpolation="bicubic", min_size=32)
-    # PaddleClas/PaddleX PPHGNet configs: Momentum 0.9, L2 4e-5 (BN excluded via L2Decay(0) in the reference),
-    # CE with label smoothing 0.1, no EMA; bicubic crop, RandAugment (timm, m7; m15 for base), random erasing,
-    # mixup/cutmix. Batch size / lr are PaddleX's per-card defaults.
-    recipe = Recipe(batch_size=64, learning_rate=0.25, optimizer="momentum", weight_decay=4e-5,
-                    no_decay_norm_bias=True, label_smoothing=0.1, augment=v.augment)
-    return register_model(name, family=FAMILY, preprocess=preprocess, recipe=recipe, imagenet_top1=v.top1)
+# PaddleClas/PaddleX PPHGNet configs: Momentum 0.9, L2 4e-5 (BN excluded via L2Decay(0) in the reference), CE with
+# label smoothing 0.1, no EMA; bicubic crop, RandAugment (timm, m7; m15 for base), random erasing, mixup/cutmix.
+# Batch size / lr are PaddleX's per-card defaults.
+RECIPE = Recipe(batch_size=64, learning_rate=0.25, optimizer="momentum", weight_decay=4e-5, no_decay_norm_bias=True,
+                label_smoothing=0.1, augment=("timm_autoaugment", "random_erasing", "mixup", "cutmix"))
 
+VARIANTS = (
+    Variant("PP-HGNet_tiny", PPHGNetArch(
+        stem_channels=(48, 48, 96),
+        stages=(StageSpec(96, 96, 224, 1, False), StageSpec(224, 128, 448, 1, True),
+                StageSpec(448, 160, 512, 2, True), StageSpec(512, 192, 768, 1, True)),
+        layer_num=5, dropout_prob=0.0), _preprocess(232), RECIPE, top1=0.7983),
+    Variant("PP-HGNet_small", PPHGNetArch(
+        stem_channels=(64, 64, 128),
+        stages=(StageSpec(128, 128, 256, 1, False), StageSpec(256, 160, 512, 1, True),
+                StageSpec(512, 192, 768, 2, True), StageSpec(768, 224, 1024, 1, True)),
+        layer_num=6, dropout_prob=0.0), _preprocess(236), RECIPE, top1=0.8151),
+    Variant("PP-HGNet_base", PPHGNetArch(
+        stem_channels=(96, 96, 160),
+        stages=(StageSpec(160, 192, 320, 1, False), StageSpec(320, 224, 640, 2, True),
+                StageSpec(640, 256, 960, 3, True), StageSpec(960, 288, 1280, 2, True)),
+        layer_num=7, dropout_prob=0.2), _preprocess(236), RECIPE, top1=0.8500),
+)
 
-def _build(name: str, num_classes: int, **kwargs) -> PPHGNet:
-    v = VARIANTS[name]
-    kwargs.setdefault("dropout_prob", v.dropout_prob)
-    return PPHGNet(v.stem_channels, v.stages, v.layer_num, num_classes=num_classes, **kwargs)
-
-
-@_register("PP-HGNet_tiny")
-def pphgnet_tiny(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNet_tiny", num_classes, **kwargs)
-
-
-@_register("PP-HGNet_small")
-def pphgnet_small(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNet_small", num_classes, **kwargs)
-
-
-@_register("PP-HGNet_base")
-def pphgnet_base(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNet_base", num_classes, **kwargs)
+register_family(FAMILY, VARIANTS, PPHGNet, head="fc")

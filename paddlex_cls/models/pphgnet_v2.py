@@ -18,12 +18,14 @@ Facts of the reference kept exactly:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, Tuple
 
 import paddle
 import paddle.nn as nn
 
-from .registry import Preprocess, Recipe, register_model
+from .layers import ConvBN, PooledClassifier, concat_chain, kaiming_normal_init
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "PP-HGNetV2"
 
@@ -43,37 +45,25 @@ class LearnableAffineBlock(nn.Layer):
         return self.scale * x + self.bias
 
 
-class ConvBNAct(nn.Layer):
+class ConvBNAct(ConvBN):
     """Conv (no bias) -> BN -> [ReLU -> [LAB]], names ``conv``/``bn``/``lab``.
 
     Args:
+        use_act: ReLU after the BN; LAB (``use_lab``) only ever follows it.
         same_padding: ``"SAME"`` padding (asymmetric for even kernels) instead of ``(k - 1) // 2``.
-        lr_mult: learning-rate multiplier of the conv and BN parameters.
+        lr_mult: learning-rate multiplier of the conv, BN and LAB parameters.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                  groups: int = 1, use_act: bool = True, use_lab: bool = False, same_padding: bool = False,
                  lr_mult: float = 1.0):
-        super().__init__()
-        self.use_act = use_act
-        self.use_lab = use_act and use_lab
-        padding = "SAME" if same_padding else (kernel_size - 1) // 2
-        self.conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
-                              groups=groups, weight_attr=paddle.ParamAttr(learning_rate=lr_mult), bias_attr=False)
-        self.bn = nn.BatchNorm2D(out_channels, weight_attr=paddle.ParamAttr(learning_rate=lr_mult),
-                                 bias_attr=paddle.ParamAttr(learning_rate=lr_mult))
-        if use_act:
-            self.act = nn.ReLU()
-            if use_lab:
-                self.lab = LearnableAffineBlock(lr_mult=lr_mult)
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups,
+                         act="relu" if use_act else None, padding="SAME" if same_padding else None, lr_mult=lr_mult)
+        self.lab = LearnableAffineBlock(lr_mult=lr_mult) if use_act and use_lab else None
 
     def forward(self, x):
-        x = self.bn(self.conv(x))
-        if self.use_act:
-            x = self.act(x)
-            if self.use_lab:
-                x = self.lab(x)
-        return x
+        x = super().forward(x)
+        return x if self.lab is None else self.lab(x)
 
 
 class LightConvBNAct(nn.Layer):
@@ -131,15 +121,8 @@ class HGV2Block(nn.Layer):
         self.aggregation_excitation_conv = ConvBNAct(out_channels // 2, out_channels, 1, **opts)
 
     def forward(self, x):
-        outputs = [x]
-        y = x
-        for layer in self.layers:
-            y = layer(y)
-            outputs.append(y)
-        y = self.aggregation_excitation_conv(self.aggregation_squeeze_conv(paddle.concat(outputs, axis=1)))
-        if self.identity:
-            y = y + x
-        return y
+        y = self.aggregation_excitation_conv(self.aggregation_squeeze_conv(concat_chain(x, self.layers)))
+        return y + x if self.identity else y
 
 
 class StageSpec(NamedTuple):
@@ -175,7 +158,7 @@ class HGV2Stage(nn.Layer):
         return self.blocks(x)
 
 
-class PPHGNetV2(nn.Layer):
+class PPHGNetV2(PooledClassifier):
     """PP-HGNetV2 classifier.
 
     Args:
@@ -193,135 +176,64 @@ class PPHGNetV2(nn.Layer):
                  num_classes: int = 1000, use_last_conv: bool = True, class_expand: int = 2048,
                  dropout_prob: float = 0.0, lr_mult_list: Tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)):
         super().__init__()
-        self.use_lab = use_lab
-        self.use_last_conv = use_last_conv
         self.stem = StemBlock(*stem_channels, use_lab=use_lab, lr_mult=lr_mult_list[0])
-        self.stages = nn.LayerList([
+        self.stages = nn.Sequential(*[
             HGV2Stage(spec, use_lab=use_lab, lr_mult=lr_mult_list[i + 1]) for i, spec in enumerate(stages)
         ])
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        width = stages[-1].out_channels
-        if use_last_conv:
-            self.last_conv = nn.Conv2D(width, class_expand, 1, bias_attr=False)
-            self.act = nn.ReLU()
-            if use_lab:
-                self.lab = LearnableAffineBlock()
-            self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer")
-            width = class_expand
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(width, num_classes)
-        self._init_weights()
+        self._add_classifier(stages[-1].out_channels, num_classes, expand=class_expand if use_last_conv else None,
+                             lab=LearnableAffineBlock() if use_lab else None, dropout_prob=dropout_prob)
+        kaiming_normal_init(self.sublayers(), reset_norms_and_biases=True)  # as PaddleClas
 
-    def _init_weights(self) -> None:
-        # As PaddleClas: Kaiming-normal convs, BN weight 1 / bias 0, zero classifier bias.
-        init = nn.initializer
-        kaiming, zeros, ones = init.KaimingNormal(), init.Constant(0.0), init.Constant(1.0)
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Conv2D):
-                kaiming(layer.weight)
-            elif isinstance(layer, nn.BatchNorm2D):
-                ones(layer.weight)
-                zeros(layer.bias)
-            elif isinstance(layer, nn.Linear):
-                zeros(layer.bias)
-
-    def forward(self, x):
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        x = self.avg_pool(x)
-        if self.use_last_conv:
-            x = self.act(self.last_conv(x))
-            if self.use_lab:
-                x = self.lab(x)
-            x = self.dropout(x)
-        return self.fc(self.flatten(x))
+    def forward_features(self, x):
+        return self.stages(self.stem(x))
 
 
-class Variant(NamedTuple):
+@dataclass(frozen=True)
+class PPHGNetV2Arch:
+    """The arguments of :class:`PPHGNetV2` that tell its variants apart."""
+
     stem_channels: Tuple[int, int, int]
-    stages: Tuple[StageSpec, ...]
+    stages: Tuple[StageSpec, StageSpec, StageSpec, StageSpec]
     use_lab: bool
-    top1: float  # ImageNet top-1 published by PaddleX
 
 
-def _stages(*rows: Tuple) -> Tuple[StageSpec, ...]:
-    return tuple(StageSpec(*row) for row in rows)
-
-
-# Stage rows: in, mid, out, blocks, downsample, light block, kernel, layers per block.
-VARIANTS = {
-    "PP-HGNetV2-B0": Variant((3, 16, 16), _stages(
-        (16, 16, 64, 1, False, False, 3, 3), (64, 32, 256, 1, True, False, 3, 3),
-        (256, 64, 512, 2, True, True, 5, 3), (512, 128, 1024, 1, True, True, 5, 3)), True, 0.7777),
-    "PP-HGNetV2-B1": Variant((3, 24, 32), _stages(
-        (32, 32, 64, 1, False, False, 3, 3), (64, 48, 256, 1, True, False, 3, 3),
-        (256, 96, 512, 2, True, True, 5, 3), (512, 192, 1024, 1, True, True, 5, 3)), True, 0.7918),
-    "PP-HGNetV2-B2": Variant((3, 24, 32), _stages(
-        (32, 32, 96, 1, False, False, 3, 4), (96, 64, 384, 1, True, False, 3, 4),
-        (384, 128, 768, 3, True, True, 5, 4), (768, 256, 1536, 1, True, True, 5, 4)), True, 0.8174),
-    "PP-HGNetV2-B3": Variant((3, 24, 32), _stages(
-        (32, 32, 128, 1, False, False, 3, 5), (128, 64, 512, 1, True, False, 3, 5),
-        (512, 128, 1024, 3, True, True, 5, 5), (1024, 256, 2048, 1, True, True, 5, 5)), True, 0.8298),
-    "PP-HGNetV2-B4": Variant((3, 32, 48), _stages(
-        (48, 48, 128, 1, False, False, 3, 6), (128, 96, 512, 1, True, False, 3, 6),
-        (512, 192, 1024, 3, True, True, 5, 6), (1024, 384, 2048, 1, True, True, 5, 6)), False, 0.8357),
-    "PP-HGNetV2-B5": Variant((3, 32, 64), _stages(
-        (64, 64, 128, 1, False, False, 3, 6), (128, 128, 512, 2, True, False, 3, 6),
-        (512, 256, 1024, 5, True, True, 5, 6), (1024, 512, 2048, 2, True, True, 5, 6)), False, 0.8475),
-    "PP-HGNetV2-B6": Variant((3, 48, 96), _stages(
-        (96, 96, 192, 2, False, False, 3, 6), (192, 192, 512, 3, True, False, 3, 6),
-        (512, 384, 1024, 6, True, True, 5, 6), (1024, 768, 2048, 3, True, True, 5, 6)), False, 0.8630),
-}
-
-# PaddleX inference.yml: resize short side 232 (bicubic), center crop 224.
-PREPROCESS = Preprocess(input_size=224, resize_short=232, interpolation="bicubic", min_size=32)
+# PaddleX inference.yml: resize short side 232 (bicubic), center crop 224. Any input size runs.
+PREPROCESS = Preprocess(input_size=224, resize_short=232, interpolation="bicubic", min_size=1)
 # PaddleX/PaddleClas PPHGNetV2 (fine-tune) configs: Momentum 0.9, L2 2e-5 (BN excluded via L2Decay(0) in the
 # reference), CE with label smoothing 0.1, no EMA; bicubic crop + flip, RandAugment (timm, m7) and random erasing.
 RECIPE = Recipe(batch_size=64, learning_rate=0.05, optimizer="momentum", weight_decay=2e-5, no_decay_norm_bias=True,
                 label_smoothing=0.1, augment=("timm_autoaugment", "random_erasing"))
 
+# StageSpec columns: in, mid, out, blocks, downsample, light block, kernel, layers per block.
+VARIANTS = (
+    Variant("PP-HGNetV2-B0", PPHGNetV2Arch((3, 16, 16), use_lab=True, stages=(
+        StageSpec(16, 16, 64, 1, False, False, 3, 3), StageSpec(64, 32, 256, 1, True, False, 3, 3),
+        StageSpec(256, 64, 512, 2, True, True, 5, 3), StageSpec(512, 128, 1024, 1, True, True, 5, 3))),
+        PREPROCESS, RECIPE, top1=0.7777),
+    Variant("PP-HGNetV2-B1", PPHGNetV2Arch((3, 24, 32), use_lab=True, stages=(
+        StageSpec(32, 32, 64, 1, False, False, 3, 3), StageSpec(64, 48, 256, 1, True, False, 3, 3),
+        StageSpec(256, 96, 512, 2, True, True, 5, 3), StageSpec(512, 192, 1024, 1, True, True, 5, 3))),
+        PREPROCESS, RECIPE, top1=0.7918),
+    Variant("PP-HGNetV2-B2", PPHGNetV2Arch((3, 24, 32), use_lab=True, stages=(
+        StageSpec(32, 32, 96, 1, False, False, 3, 4), StageSpec(96, 64, 384, 1, True, False, 3, 4),
+        StageSpec(384, 128, 768, 3, True, True, 5, 4), StageSpec(768, 256, 1536, 1, True, True, 5, 4))),
+        PREPROCESS, RECIPE, top1=0.8174),
+    Variant("PP-HGNetV2-B3", PPHGNetV2Arch((3, 24, 32), use_lab=True, stages=(
+        StageSpec(32, 32, 128, 1, False, False, 3, 5), StageSpec(128, 64, 512, 1, True, False, 3, 5),
+        StageSpec(512, 128, 1024, 3, True, True, 5, 5), StageSpec(1024, 256, 2048, 1, True, True, 5, 5))),
+        PREPROCESS, RECIPE, top1=0.8298),
+    Variant("PP-HGNetV2-B4", PPHGNetV2Arch((3, 32, 48), use_lab=False, stages=(
+        StageSpec(48, 48, 128, 1, False, False, 3, 6), StageSpec(128, 96, 512, 1, True, False, 3, 6),
+        StageSpec(512, 192, 1024, 3, True, True, 5, 6), StageSpec(1024, 384, 2048, 1, True, True, 5, 6))),
+        PREPROCESS, RECIPE, top1=0.8357),
+    Variant("PP-HGNetV2-B5", PPHGNetV2Arch((3, 32, 64), use_lab=False, stages=(
+        StageSpec(64, 64, 128, 1, False, False, 3, 6), StageSpec(128, 128, 512, 2, True, False, 3, 6),
+        StageSpec(512, 256, 1024, 5, True, True, 5, 6), StageSpec(1024, 512, 2048, 2, True, True, 5, 6))),
+        PREPROCESS, RECIPE, top1=0.8475),
+    Variant("PP-HGNetV2-B6", PPHGNetV2Arch((3, 48, 96), use_lab=False, stages=(
+        StageSpec(96, 96, 192, 2, False, False, 3, 6), StageSpec(192, 192, 512, 3, True, False, 3, 6),
+        StageSpec(512, 384, 1024, 6, True, True, 5, 6), StageSpec(1024, 768, 2048, 3, True, True, 5, 6))),
+        PREPROCESS, RECIPE, top1=0.8630),
+)
 
-def _register(name: str):
-    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=RECIPE,
-                          imagenet_top1=VARIANTS[name].top1)
-
-
-def _build(name: str, num_classes: int, **kwargs) -> PPHGNetV2:
-    v = VARIANTS[name]
-    return PPHGNetV2(v.stem_channels, v.stages, use_lab=v.use_lab, num_classes=num_classes, **kwargs)
-
-
-@_register("PP-HGNetV2-B0")
-def pphgnetv2_b0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNetV2-B0", num_classes, **kwargs)
-
-
-@_register("PP-HGNetV2-B1")
-def pphgnetv2_b1(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNetV2-B1", num_classes, **kwargs)
-
-
-@_register("PP-HGNetV2-B2")
-def pphgnetv2_b2(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNetV2-B2", num_classes, **kwargs)
-
-
-@_register("PP-HGNetV2-B3")
-def pphgnetv2_b3(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNetV2-B3", num_classes, **kwargs)
-
-
-@_register("PP-HGNetV2-B4")
-def pphgnetv2_b4(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNetV2-B4", num_classes, **kwargs)
-
-
-@_register("PP-HGNetV2-B5")
-def pphgnetv2_b5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNetV2-B5", num_classes, **kwargs)
-
-
-@_register("PP-HGNetV2-B6")
-def pphgnetv2_b6(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-HGNetV2-B6", num_classes, **kwargs)
+register_family(FAMILY, VARIANTS, PPHGNetV2, head="fc")

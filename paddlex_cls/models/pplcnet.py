@@ -9,13 +9,14 @@ scale)`` except the 1280-wide head, which does not scale.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Dict, NamedTuple, Tuple
 
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .layers import ConvBN, SqueezeExcite, conv_bn_no_bn_decay, make_divisible
-from .registry import Preprocess, Recipe, register_model
+from .layers import ConvBN, PooledClassifier, SqueezeExcite, conv_bn_no_bn_decay, make_divisible
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "PP-LCNet"
 
@@ -65,7 +66,7 @@ class DepthwiseSeparable(nn.Layer):
         return self.pw_conv(x)
 
 
-class PPLCNet(nn.Layer):
+class PPLCNet(PooledClassifier):
     """PP-LCNet classifier.
 
     Args:
@@ -86,92 +87,41 @@ class PPLCNet(nn.Layer):
                 DepthwiseSeparable(make_divisible(b.in_channels * scale), make_divisible(b.out_channels * scale),
                                    b.kernel, b.stride, b.se) for b in blocks
             ]))
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
         last_width = make_divisible(STAGES["blocks6"][-1].out_channels * scale)
-        self.last_conv = nn.Conv2D(last_width, class_expand, 1, bias_attr=False)
-        self.act = nn.Hardswish()
-        self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer")
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(class_expand, num_classes)
+        self._add_classifier(last_width, num_classes, expand=class_expand, act="hardswish", dropout_prob=dropout_prob)
 
-    def forward(self, x):
+    def forward_features(self, x):
         x = self.conv1(x)
         for stage in STAGES:
             x = getattr(self, stage)(x)
-        x = self.dropout(self.act(self.last_conv(self.avg_pool(x))))
-        return self.fc(self.flatten(x))
+        return x
 
 
-class Variant(NamedTuple):
+@dataclass(frozen=True)
+class PPLCNetArch:
+    """The arguments of :class:`PPLCNet` that tell its variants apart."""
+
     scale: float
-    top1: float  # ImageNet top-1 published by PaddleX / PaddleClas
-    batch_size: int  # PaddleX default per card (learning rate 0.1 for all)
-    weight_decay: float  # L2 coeff of the PaddleClas ImageNet config PPLCNet_x*.yaml
-    augment: Tuple[str, ...] = ()
 
 
-VARIANTS = {
-    "PP-LCNet_x0_25": Variant(0.25, 0.5186, 256, 3e-5),
-    "PP-LCNet_x0_35": Variant(0.35, 0.5809, 256, 3e-5),
-    "PP-LCNet_x0_5": Variant(0.5, 0.6314, 256, 3e-5),
-    "PP-LCNet_x0_75": Variant(0.75, 0.6818, 256, 3e-5),
-    "PP-LCNet_x1_0": Variant(1.0, 0.7132, 256, 3e-5),
-    "PP-LCNet_x1_5": Variant(1.5, 0.7371, 128, 4e-5),
-    "PP-LCNet_x2_0": Variant(2.0, 0.7518, 128, 4e-5),
-    "PP-LCNet_x2_5": Variant(2.5, 0.7660, 128, 4e-5, ("autoaugment",)),
-}
+# Fully convolutional with padded strided convs and an adaptive pool: any input size runs.
+PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=1)
+# PaddleClas PPLCNet_x*.yaml: Momentum 0.9, lr 0.1, label smoothing 0.1, L2 3e-5 (4e-5 from x1_5); PaddleX's default
+# batch size per card. BN scale/shift carry their own L2Decay(0.0) (set on the parameters), while SE and classifier
+# biases are decayed, so the recipe does not exclude all 1-D parameters.
+RECIPE = Recipe(batch_size=256, learning_rate=0.1, optimizer="momentum", weight_decay=3e-5, label_smoothing=0.1)
+WIDE_RECIPE = replace(RECIPE, batch_size=128, weight_decay=4e-5)
 
-PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear")
+VARIANTS = (
+    Variant("PP-LCNet_x0_25", PPLCNetArch(scale=0.25), PREPROCESS, RECIPE, top1=0.5186),
+    Variant("PP-LCNet_x0_35", PPLCNetArch(scale=0.35), PREPROCESS, RECIPE, top1=0.5809),
+    Variant("PP-LCNet_x0_5", PPLCNetArch(scale=0.5), PREPROCESS, RECIPE, top1=0.6314),
+    Variant("PP-LCNet_x0_75", PPLCNetArch(scale=0.75), PREPROCESS, RECIPE, top1=0.6818),
+    Variant("PP-LCNet_x1_0", PPLCNetArch(scale=1.0), PREPROCESS, RECIPE, top1=0.7132),
+    Variant("PP-LCNet_x1_5", PPLCNetArch(scale=1.5), PREPROCESS, WIDE_RECIPE, top1=0.7371),
+    Variant("PP-LCNet_x2_0", PPLCNetArch(scale=2.0), PREPROCESS, WIDE_RECIPE, top1=0.7518),
+    Variant("PP-LCNet_x2_5", PPLCNetArch(scale=2.5), PREPROCESS, replace(WIDE_RECIPE, augment=("autoaugment",)),
+            top1=0.7660),
+)
 
-
-def _register(name: str):
-    v = VARIANTS[name]
-    # Momentum 0.9, label smoothing 0.1; BN scale/shift carry their own L2Decay(0.0) (set on the parameters), while
-    # SE and classifier biases are decayed, so the recipe does not exclude all 1-D parameters.
-    recipe = Recipe(batch_size=v.batch_size, learning_rate=0.1, optimizer="momentum", weight_decay=v.weight_decay,
-                    label_smoothing=0.1, augment=v.augment)
-    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=recipe, imagenet_top1=v.top1)
-
-
-def _build(name: str, num_classes: int, **kwargs) -> PPLCNet:
-    return PPLCNet(scale=VARIANTS[name].scale, num_classes=num_classes, **kwargs)
-
-
-@_register("PP-LCNet_x0_25")
-def pplcnet_x0_25(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNet_x0_25", num_classes, **kwargs)
-
-
-@_register("PP-LCNet_x0_35")
-def pplcnet_x0_35(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNet_x0_35", num_classes, **kwargs)
-
-
-@_register("PP-LCNet_x0_5")
-def pplcnet_x0_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNet_x0_5", num_classes, **kwargs)
-
-
-@_register("PP-LCNet_x0_75")
-def pplcnet_x0_75(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNet_x0_75", num_classes, **kwargs)
-
-
-@_register("PP-LCNet_x1_0")
-def pplcnet_x1_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNet_x1_0", num_classes, **kwargs)
-
-
-@_register("PP-LCNet_x1_5")
-def pplcnet_x1_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNet_x1_5", num_classes, **kwargs)
-
-
-@_register("PP-LCNet_x2_0")
-def pplcnet_x2_0(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNet_x2_0", num_classes, **kwargs)
-
-
-@_register("PP-LCNet_x2_5")
-def pplcnet_x2_5(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNet_x2_5", num_classes, **kwargs)
+register_family(FAMILY, VARIANTS, PPLCNet, head="fc")

@@ -18,14 +18,15 @@ dropout is PaddlePaddle's ``downscale_in_infer`` mode, which scales the activati
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Tuple
 
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from .layers import ConvBN, SqueezeExcite, fuse_conv_bn, make_divisible
-from .registry import Preprocess, Recipe, register_model
+from .layers import ConvBN, PooledClassifier, SqueezeExcite, fuse_conv_bn, kaiming_normal_init, make_divisible
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "PP-LCNetV2"
 
@@ -144,7 +145,7 @@ class RepDepthwiseSeparable(DepthwiseSeparable):
         self.is_repped = True
 
 
-class PPLCNetV2(nn.Layer):
+class PPLCNetV2(PooledClassifier):
     """PP-LCNetV2 classifier.
 
     Args:
@@ -159,23 +160,16 @@ class PPLCNetV2(nn.Layer):
     def __init__(self, scale: float, depths: Tuple[int, int, int, int], num_classes: int = 1000,
                  dropout_prob: float = 0.0, use_last_conv: bool = True, class_expand: int = 1280):
         super().__init__()
-        self.use_last_conv = use_last_conv
         stem_out = make_divisible(32 * scale)
         self.stem = nn.Sequential(
             ConvBN(3, stem_out, 3, stride=2, act="relu"),
             DepthwiseSeparable(stem_out, make_divisible(64 * scale), stride=1, dw_size=3),
         )
-        self.stages = nn.LayerList([self._make_stage(spec, depth, scale) for spec, depth in zip(STAGES, depths)])
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        width = make_divisible(STAGES[-1].in_channels * 2 * scale)
-        if use_last_conv:
-            self.last_conv = nn.Conv2D(width, class_expand, 1, bias_attr=False)
-            self.act = nn.ReLU()
-            self.dropout = nn.Dropout(p=dropout_prob, mode="downscale_in_infer")
-            width = class_expand
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(width, num_classes)
-        self._init_weights()
+        self.stages = nn.Sequential(*[self._make_stage(spec, depth, scale) for spec, depth in zip(STAGES, depths)])
+        self._add_classifier(make_divisible(STAGES[-1].in_channels * 2 * scale), num_classes,
+                             expand=class_expand if use_last_conv else None, dropout_prob=dropout_prob)
+        # PaddleClas initialises the convs of its conv+BN units with Kaiming-normal (fan-in), the others not.
+        kaiming_normal_init(layer.conv for layer in self.sublayers() if isinstance(layer, ConvBN))
 
     @staticmethod
     def _make_stage(spec: StageSpec, depth: int, scale: float) -> nn.Sequential:
@@ -188,71 +182,36 @@ class PPLCNetV2(nn.Layer):
             for i in range(depth)
         ])
 
-    def _init_weights(self) -> None:
-        # PaddleClas initialises the convs of its conv+BN units with Kaiming-normal (fan-in).
-        kaiming = nn.initializer.KaimingNormal()
-        for layer in self.sublayers():
-            if isinstance(layer, ConvBN):
-                kaiming(layer.conv.weight)
-
-    def forward(self, x):
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        x = self.avg_pool(x)
-        if self.use_last_conv:
-            x = self.dropout(self.act(self.last_conv(x)))
-        return self.fc(self.flatten(x))
+    def forward_features(self, x):
+        return self.stages(self.stem(x))
 
 
-class Variant(NamedTuple):
+@dataclass(frozen=True)
+class PPLCNetV2Arch:
+    """The arguments of :class:`PPLCNetV2` that tell its variants apart."""
+
     scale: float
     depths: Tuple[int, int, int, int]
-    top1: float  # ImageNet top-1 published by PaddleX
-    batch_size: int
-    learning_rate: float
-    weight_decay: float
+    dropout_prob: float
 
 
-VARIANTS = {
-    "PP-LCNetV2_small": Variant(0.75, (2, 2, 4, 2), 0.7397, 500, 0.8, 2e-5),
-    "PP-LCNetV2_base": Variant(1.0, (2, 2, 6, 2), 0.7705, 500, 0.8, 4e-5),
-    "PP-LCNetV2_large": Variant(1.25, (2, 2, 8, 2), 0.7851, 250, 0.4, 4e-5),
-}
-
-# PaddleX inference.yml: resize short side 256 (cv2 default, bilinear), center crop 224.
-PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=32)
+# PaddleX inference.yml: resize short side 256 (cv2 default, bilinear), center crop 224. Any input size runs.
+PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=1)
 
 
-def _recipe(v: Variant) -> Recipe:
-    # PaddleClas ImageNet/PPLCNetV2 configs: Momentum 0.9, L2 2e-5 (small) / 4e-5, no decay on BN (L2Decay(0) in
-    # the reference's BN ParamAttr), CE with label smoothing 0.1, no EMA; multi-scale crop + flip only.
-    return Recipe(batch_size=v.batch_size, learning_rate=v.learning_rate, optimizer="momentum",
-                  weight_decay=v.weight_decay, no_decay_norm_bias=True, label_smoothing=0.1)
+# PaddleClas ImageNet/PPLCNetV2 configs: Momentum 0.9, no decay on BN (L2Decay(0) in the reference's BN ParamAttr),
+# CE with label smoothing 0.1, no EMA; multi-scale crop + flip only. PaddleX's per-card batch size and lr.
+RECIPE = Recipe(batch_size=500, learning_rate=0.8, optimizer="momentum", weight_decay=4e-5, no_decay_norm_bias=True,
+                label_smoothing=0.1)
 
+# Head dropout 0.2, as PaddleClas' builders pass it.
+VARIANTS = (
+    Variant("PP-LCNetV2_small", PPLCNetV2Arch(scale=0.75, depths=(2, 2, 4, 2), dropout_prob=0.2), PREPROCESS,
+            replace(RECIPE, weight_decay=2e-5), top1=0.7397),
+    Variant("PP-LCNetV2_base", PPLCNetV2Arch(scale=1.0, depths=(2, 2, 6, 2), dropout_prob=0.2), PREPROCESS,
+            RECIPE, top1=0.7705),
+    Variant("PP-LCNetV2_large", PPLCNetV2Arch(scale=1.25, depths=(2, 2, 8, 2), dropout_prob=0.2), PREPROCESS,
+            replace(RECIPE, batch_size=250, learning_rate=0.4), top1=0.7851),
+)
 
-def _register(name: str):
-    v = VARIANTS[name]
-    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=_recipe(v), imagenet_top1=v.top1,
-                          rep=True)
-
-
-def _build(name: str, num_classes: int, **kwargs) -> PPLCNetV2:
-    v = VARIANTS[name]
-    kwargs.setdefault("dropout_prob", 0.2)
-    return PPLCNetV2(scale=v.scale, depths=v.depths, num_classes=num_classes, **kwargs)
-
-
-@_register("PP-LCNetV2_small")
-def pplcnetv2_small(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNetV2_small", num_classes, **kwargs)
-
-
-@_register("PP-LCNetV2_base")
-def pplcnetv2_base(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNetV2_base", num_classes, **kwargs)
-
-
-@_register("PP-LCNetV2_large")
-def pplcnetv2_large(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("PP-LCNetV2_large", num_classes, **kwargs)
+register_family(FAMILY, VARIANTS, PPLCNetV2, head="fc", rep=True)

@@ -2,45 +2,23 @@
 
 Each entry carries everything a mode needs to know about a model without building it: the builder, the
 preprocessing metadata (train presets, eval presets and ``inference.yml`` all derive from it), the training recipe
-defaults that the config files are generated from, and the official pretrained URL.
+defaults that the config files are generated from, the official pretrained URL and the name of the classifier head.
+
+A family file registers its table of variants with :func:`register_family`: every row is registered under its own
+name and builds from its own arguments, so no name can build another variant.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import inspect
+import fnmatch
+import functools
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import ModelError
-
-OFFICIAL_URL = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/{name}_pretrained.pdparams"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How images are fed to a model at its native resolution.
-
-    Attributes:
-        input_size: side of the square crop the model is trained and evaluated at.
-        resize_short: eval resize of the short side before the center crop.
-        interpolation: ``bilinear`` or ``bicubic``.
-        mean: per-channel mean of images scaled to [0, 1].
-        std: per-channel std of images scaled to [0, 1].
-        size_multiple: input sizes must be a multiple of this (e.g. patch * window for Swin).
-        min_size: smallest input size the architecture accepts.
-        fixed_size: True when the architecture only runs at ``input_size`` (e.g. learned position tables).
-    """
-
-    input_size: int = 224
-    resize_short: int = 256
-    interpolation: str = "bilinear"
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
-    size_multiple: int = 1
-    min_size: int = 32
-    fixed_size: bool = False
+from ..hub.official import OFFICIAL_URL
+from ..preprocess.spec import Preprocess
 
 
 @dataclass(frozen=True)
@@ -52,7 +30,8 @@ class Recipe:
         learning_rate: base learning rate (for the batch size above).
         optimizer: ``momentum`` or ``adamw``.
         weight_decay: L2 (momentum) or decoupled weight decay (adamw).
-        no_decay_norm_bias: exclude 1-D parameters (norms, biases, position/scale tables) from weight decay.
+        no_decay_norm_bias: exclude 1-D parameters (norms, biases, scales) from weight decay; the names a model
+            lists in ``no_weight_decay()`` are always excluded.
         label_smoothing: label-smoothing epsilon of the cross entropy.
         ema_decay: EMA decay of the weights, or None for no EMA.
         grad_clip: global-norm gradient clip, or None.
@@ -73,36 +52,129 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One row of a family's variant table: the whole definition of one registered model.
+
+    Attributes:
+        name: the registered name (= config file stem = ``Global.model``).
+        arch: the family's architecture arguments, a frozen dataclass whose fields are keyword arguments of the
+            family's network (widths, depths, drop-path rate, ...).
+        preprocess: input size, eval resize, interpolation and the sizes the architecture runs at.
+        recipe: the training defaults of PaddleX's config for this model.
+        top1: ImageNet-1k top-1 published by PaddleX / PaddleClas, or None.
+    """
+
+    name: str
+    arch: Any
+    preprocess: Preprocess
+    recipe: Recipe
+    top1: Optional[float] = None
+
+    def arch_kwargs(self) -> Dict[str, Any]:
+        """The architecture arguments as keyword arguments of the family's network (shallow: tables stay as is)."""
+        return {f.name: getattr(self.arch, f.name) for f in dataclasses.fields(self.arch)}
+
+
+@dataclass(frozen=True)
 class ModelEntry:
-    """One registered model."""
+    """One registered model.
+
+    Attributes:
+        head: state-dict prefix of the final classifier Linear (``<head>.weight`` [in, num_classes] and
+            ``<head>.bias`` [num_classes]), the only parameters whose shape depends on ``num_classes``.
+    """
 
     name: str
     family: str
-    builder: Callable[..., object]
+    builder: Callable[..., Any]
+    head: str
     preprocess: Preprocess = field(default_factory=Preprocess)
     recipe: Recipe = field(default_factory=Recipe)
     pretrained_url: str = ""
     imagenet_top1: Optional[float] = None
     rep: bool = False
 
-    def build(self, num_classes: int = 1000, input_size: Optional[int] = None, **kwargs):
+    def build(self, num_classes: int = 1000, input_size: Optional[int] = None, **kwargs: Any):
         """Build the network (a ``paddle.nn.Layer``).
 
-        ``input_size`` reaches builders that take ``img_size`` (architectures whose tables depend on the input
-        size, e.g. Swin's attention masks); fully convolutional builders ignore it.
+        Args:
+            num_classes: size of the classifier output.
+            input_size: the input size the network will be run at, if known; checked first (ModelError when the
+                architecture cannot run at it). The networks themselves take any size they can run at.
+            **kwargs: overrides of the network's keyword arguments (e.g. ``drop_path_rate=0.0``).
         """
-        if input_size is not None and "img_size" in inspect.signature(self.builder).parameters:
-            kwargs.setdefault("img_size", input_size)
+        if input_size is not None:
+            self.check_input_size(input_size)
         return self.builder(num_classes=num_classes, **kwargs)
+
+    def check_input_size(self, size: int) -> None:
+        """Raise ModelError naming the model when its architecture cannot run at ``size`` x ``size`` inputs.
+
+        :meth:`build` calls it whenever an input size is given (training, evaluation and export pass
+        ``Global.input_size``), and a mode may call it as soon as the config is resolved, so that a bad size fails
+        with the model's name and the valid sizes instead of inside ``forward``.
+        """
+        pre = self.preprocess
+        fits = size == pre.input_size if pre.fixed_size else size >= pre.min_size and size % pre.size_multiple == 0
+        if not fits:
+            raise ModelError(f"{self.name} cannot run at input size {size}",
+                             f"set -o Global.input_size to {self.valid_input_sizes()}, or to null for the native "
+                             f"{pre.input_size}")
+
+    def valid_input_sizes(self) -> str:
+        """The input sizes the architecture runs at, in words (for error hints and docs)."""
+        pre = self.preprocess
+        if pre.fixed_size:
+            return f"{pre.input_size} (the only size this model runs at)"
+        if pre.size_multiple > 1:
+            smallest = -(-pre.min_size // pre.size_multiple) * pre.size_multiple
+            return f"a multiple of {pre.size_multiple} that is at least {smallest}"
+        return f"at least {pre.min_size}"
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
+
+
+def _add(entry: ModelEntry) -> None:
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} is registered twice ({_REGISTRY[entry.name].family} and "
+                         f"{entry.family})")
+    _REGISTRY[entry.name] = entry
+
+
+def _build_variant(network: Callable[..., Any], variant: Variant, *, num_classes: int = 1000, **overrides: Any):
+    return network(**{**variant.arch_kwargs(), **overrides}, num_classes=num_classes)
+
+
+def register_family(family: str, variants: Sequence[Variant], network: Callable[..., Any], *, head: str,
+                    rep: bool = False) -> None:
+    """Register every row of a family's variant table; row ``v`` builds ``network(**v.arch fields, num_classes=n)``.
+
+    Keyword arguments given when building override the row's arguments (e.g. ``drop_path_rate=0.0``).
+
+    Args:
+        family: the family name shown in ``list_models(family=...)`` and the docs.
+        variants: the family's table, one row per registered model.
+        network: the family's network class (or any callable taking the row's arch fields and ``num_classes``).
+        head: state-dict prefix of the classifier Linear (see :class:`ModelEntry`).
+        rep: the family has re-parameterizable blocks (``re_parameterize()``).
+
+    Example:
+        >>> register_family("ResNet", VARIANTS, ResNet, head="fc")
+    """
+    for variant in variants:
+        if not dataclasses.is_dataclass(variant.arch):
+            raise TypeError(f"{variant.name}: the arch of a variant must be a dataclass, got {variant.arch!r}")
+        _add(ModelEntry(name=variant.name, family=family, builder=functools.partial(_build_variant, network, variant),
+                        head=head, preprocess=variant.preprocess, recipe=variant.recipe,
+                        pretrained_url=OFFICIAL_URL.format(name=variant.name), imagenet_top1=variant.top1, rep=rep))
 
 
 def register_model(
     name: str,
     *,
     family: str,
+    head: str,
     preprocess: Preprocess = Preprocess(),
     recipe: Recipe = Recipe(),
     imagenet_top1: Optional[float] = None,
@@ -111,19 +183,18 @@ def register_model(
 ) -> Callable:
     """Decorator registering a builder ``fn(*, num_classes, **kwargs) -> nn.Layer`` under ``name``.
 
+    Families register their tables with :func:`register_family`; this serves a single model built by hand.
+
     Example:
-        >>> @register_model("PP-LCNet_x1_0", family="PP-LCNet", recipe=Recipe(batch_size=256))
-        ... def pplcnet_x1_0(*, num_classes=1000, **kwargs):
-        ...     return PPLCNet(scale=1.0, num_classes=num_classes, **kwargs)
+        >>> @register_model("MyNet", family="MyNet", head="fc")
+        ... def my_net(*, num_classes=1000, **kwargs):
+        ...     return MyNet(num_classes=num_classes, **kwargs)
     """
 
     def wrap(builder: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice ({_REGISTRY[name].builder.__module__} and "
-                             f"{builder.__module__})")
         url = OFFICIAL_URL.format(name=name) if pretrained_url is None else pretrained_url
-        _REGISTRY[name] = ModelEntry(name=name, family=family, builder=builder, preprocess=preprocess,
-                                     recipe=recipe, pretrained_url=url, imagenet_top1=imagenet_top1, rep=rep)
+        _add(ModelEntry(name=name, family=family, builder=builder, head=head, preprocess=preprocess, recipe=recipe,
+                        pretrained_url=url, imagenet_top1=imagenet_top1, rep=rep))
         return builder
 
     return wrap
@@ -141,16 +212,14 @@ def get_entry(name: str) -> ModelEntry:
 
 def list_models(family: Optional[str] = None, pattern: Optional[str] = None) -> List[str]:
     """Registered model names, sorted; optionally only one family or names matching a glob pattern."""
-    import fnmatch
-
     names = [n for n, e in _REGISTRY.items() if family is None or e.family == family]
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     return sorted(names)
 
 
-def build_model(name: str, num_classes: int = 1000, **kwargs):
-    """Build a registered model.
+def build_model(name: str, num_classes: int = 1000, **kwargs: Any):
+    """Build a registered model; ``input_size=`` and network overrides pass through :meth:`ModelEntry.build`.
 
     Example:
         >>> net = build_model("PP-LCNet_x1_0", num_classes=10)

@@ -14,12 +14,13 @@ change the numbers or the names:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Tuple
+from dataclasses import dataclass, replace
+from typing import NamedTuple, Tuple, Type, Union
 
 import paddle.nn as nn
 
-from .layers import ConvBN
-from .registry import Preprocess, Recipe, register_model
+from .layers import ConvBN, PooledClassifier
+from .registry import Preprocess, Recipe, Variant, register_family
 
 FAMILY = "ResNet"
 STAGE_WIDTHS = (64, 128, 256, 512)  # inner width of each stage (bottleneck output is 4x)
@@ -81,18 +82,22 @@ class BottleneckBlock(nn.Layer):
         return self.relu(self.conv2(self.conv1(self.conv0(x))) + identity)
 
 
-# depth -> (block type, blocks per stage)
+class DepthSpec(NamedTuple):
+    block: Type[Union[BasicBlock, BottleneckBlock]]
+    stage_blocks: Tuple[int, int, int, int]
+
+
 DEPTHS = {
-    18: (BasicBlock, (2, 2, 2, 2)),
-    34: (BasicBlock, (3, 4, 6, 3)),
-    50: (BottleneckBlock, (3, 4, 6, 3)),
-    101: (BottleneckBlock, (3, 4, 23, 3)),
-    152: (BottleneckBlock, (3, 8, 36, 3)),
-    200: (BottleneckBlock, (3, 12, 48, 3)),
+    18: DepthSpec(BasicBlock, (2, 2, 2, 2)),
+    34: DepthSpec(BasicBlock, (3, 4, 6, 3)),
+    50: DepthSpec(BottleneckBlock, (3, 4, 6, 3)),
+    101: DepthSpec(BottleneckBlock, (3, 4, 23, 3)),
+    152: DepthSpec(BottleneckBlock, (3, 8, 36, 3)),
+    200: DepthSpec(BottleneckBlock, (3, 12, 48, 3)),
 }
 
 
-class ResNet(nn.Layer):
+class ResNet(PooledClassifier):
     """ResNet classifier.
 
     Args:
@@ -105,7 +110,7 @@ class ResNet(nn.Layer):
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"unsupported ResNet depth {depth}; known: {sorted(DEPTHS)}")
-        block, stage_depths = DEPTHS[depth]
+        spec = DEPTHS[depth]
         self.depth, self.vd = depth, vd
         if vd:
             self.stem = nn.Sequential(ConvBN(3, 32, 3, stride=2, act="relu"), ConvBN(32, 32, 3, act="relu"),
@@ -114,116 +119,51 @@ class ResNet(nn.Layer):
             self.stem = nn.Sequential(ConvBN(3, 64, 7, stride=2, act="relu"))
         self.max_pool = nn.MaxPool2D(kernel_size=3, stride=2, padding=1)
         blocks, in_channels = [], 64
-        for stage, (width, n) in enumerate(zip(STAGE_WIDTHS, stage_depths)):
+        for stage, (width, n) in enumerate(zip(STAGE_WIDTHS, spec.stage_blocks)):
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
                 # Stage 1 keeps the resolution (the max-pool already halved it): a plain 1x1 shortcut there.
-                blocks.append(block(in_channels, width, stride, projection=i == 0, pooled_shortcut=vd and stage > 0))
-                in_channels = width * block.expansion
+                blocks.append(spec.block(in_channels, width, stride, projection=i == 0,
+                                         pooled_shortcut=vd and stage > 0))
+                in_channels = width * spec.block.expansion
         self.blocks = nn.Sequential(*blocks)
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.flatten = nn.Flatten()
         bound = 1.0 / math.sqrt(in_channels)
-        self.fc = nn.Linear(in_channels, num_classes, weight_attr=nn.initializer.Uniform(-bound, bound))
+        self._add_classifier(in_channels, num_classes, weight_attr=nn.initializer.Uniform(-bound, bound))
 
-    def forward(self, x):
-        x = self.max_pool(self.stem(x))
-        x = self.blocks(x)
-        return self.fc(self.flatten(self.avg_pool(x)))
+    def forward_features(self, x):
+        return self.blocks(self.max_pool(self.stem(x)))
 
 
-class Variant(NamedTuple):
+@dataclass(frozen=True)
+class ResNetArch:
+    """The arguments of :class:`ResNet` that tell its variants apart."""
+
     depth: int
     vd: bool
-    top1: float  # ImageNet top-1 published by PaddleX
-    weight_decay: float  # L2 coeff of the model's PaddleX / PaddleClas ImageNet config
-    label_smoothing: float
-    augment: Tuple[str, ...] = ()
 
 
+# Fully convolutional with padded strided convs and an adaptive pool: any input size runs.
+PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear", min_size=1)
 # From PaddleX's per-model training configs (PaddleClas_api/configs/<name>.yaml). Plain ResNet18/34/101/152: the
-# standard 120-epoch recipe (no label smoothing, crop + flip); PaddleX's ResNet50 adds label smoothing 0.1 (PaddleClas'
-# own ResNet50.yaml does not). vd models: 200 epochs, cosine, label smoothing 0.1, mixup 0.2; L2 7e-5 up to
-# ResNet50_vd and 1e-4 for the deeper ones.
-VARIANTS = {
-    "ResNet18": Variant(18, False, 0.710, 1e-4, 0.0),
-    "ResNet18_vd": Variant(18, True, 0.723, 7e-5, 0.1, ("mixup",)),
-    "ResNet34": Variant(34, False, 0.746, 1e-4, 0.0),
-    "ResNet34_vd": Variant(34, True, 0.760, 7e-5, 0.1, ("mixup",)),
-    "ResNet50": Variant(50, False, 0.765, 1e-4, 0.1),
-    "ResNet50_vd": Variant(50, True, 0.791, 7e-5, 0.1, ("mixup",)),
-    "ResNet101": Variant(101, False, 0.776, 1e-4, 0.0),
-    "ResNet101_vd": Variant(101, True, 0.802, 1e-4, 0.1, ("mixup",)),
-    "ResNet152": Variant(152, False, 0.783, 1e-4, 0.0),
-    "ResNet152_vd": Variant(152, True, 0.806, 1e-4, 0.1, ("mixup",)),
-    "ResNet200_vd": Variant(200, True, 0.809, 1e-4, 0.1, ("mixup",)),
-}
+# standard 120-epoch recipe (momentum, L2 1e-4, no label smoothing, crop + flip); PaddleX's ResNet50 adds label
+# smoothing 0.1 (PaddleClas' own ResNet50.yaml does not). vd models: 200 epochs, cosine, label smoothing 0.1, mixup
+# 0.2; L2 7e-5 up to ResNet50_vd and 1e-4 for the deeper ones.
+PLAIN = Recipe(batch_size=64, learning_rate=0.1, optimizer="momentum", weight_decay=1e-4)
+VD = replace(PLAIN, weight_decay=7e-5, label_smoothing=0.1, augment=("mixup",))
+DEEP_VD = replace(VD, weight_decay=1e-4)
 
-PREPROCESS = Preprocess(input_size=224, resize_short=256, interpolation="bilinear")
+VARIANTS = (
+    Variant("ResNet18", ResNetArch(depth=18, vd=False), PREPROCESS, PLAIN, top1=0.710),
+    Variant("ResNet18_vd", ResNetArch(depth=18, vd=True), PREPROCESS, VD, top1=0.723),
+    Variant("ResNet34", ResNetArch(depth=34, vd=False), PREPROCESS, PLAIN, top1=0.746),
+    Variant("ResNet34_vd", ResNetArch(depth=34, vd=True), PREPROCESS, VD, top1=0.760),
+    Variant("ResNet50", ResNetArch(depth=50, vd=False), PREPROCESS, replace(PLAIN, label_smoothing=0.1), top1=0.765),
+    Variant("ResNet50_vd", ResNetArch(depth=50, vd=True), PREPROCESS, VD, top1=0.791),
+    Variant("ResNet101", ResNetArch(depth=101, vd=False), PREPROCESS, PLAIN, top1=0.776),
+    Variant("ResNet101_vd", ResNetArch(depth=101, vd=True), PREPROCESS, DEEP_VD, top1=0.802),
+    Variant("ResNet152", ResNetArch(depth=152, vd=False), PREPROCESS, PLAIN, top1=0.783),
+    Variant("ResNet152_vd", ResNetArch(depth=152, vd=True), PREPROCESS, DEEP_VD, top1=0.806),
+    Variant("ResNet200_vd", ResNetArch(depth=200, vd=True), PREPROCESS, DEEP_VD, top1=0.809),
+)
 
-
-def _register(name: str):
-    v = VARIANTS[name]
-    recipe = Recipe(batch_size=64, learning_rate=0.1, optimizer="momentum", weight_decay=v.weight_decay,
-                    label_smoothing=v.label_smoothing, augment=v.augment)
-    return register_model(name, family=FAMILY, preprocess=PREPROCESS, recipe=recipe, imagenet_top1=v.top1)
-
-
-def _build(name: str, num_classes: int, **kwargs) -> ResNet:
-    v = VARIANTS[name]
-    return ResNet(depth=v.depth, vd=v.vd, num_classes=num_classes, **kwargs)
-
-
-@_register("ResNet18")
-def resnet18(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet18", num_classes, **kwargs)
-
-
-@_register("ResNet18_vd")
-def resnet18_vd(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet18_vd", num_classes, **kwargs)
-
-
-@_register("ResNet34")
-def resnet34(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet34", num_classes, **kwargs)
-
-
-@_register("ResNet34_vd")
-def resnet34_vd(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet34_vd", num_classes, **kwargs)
-
-
-@_register("ResNet50")
-def resnet50(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet50", num_classes, **kwargs)
-
-
-@_register("ResNet50_vd")
-def resnet50_vd(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet50_vd", num_classes, **kwargs)
-
-
-@_register("ResNet101")
-def resnet101(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet101", num_classes, **kwargs)
-
-
-@_register("ResNet101_vd")
-def resnet101_vd(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet101_vd", num_classes, **kwargs)
-
-
-@_register("ResNet152")
-def resnet152(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet152", num_classes, **kwargs)
-
-
-@_register("ResNet152_vd")
-def resnet152_vd(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet152_vd", num_classes, **kwargs)
-
-
-@_register("ResNet200_vd")
-def resnet200_vd(*, num_classes: int = 1000, **kwargs) -> nn.Layer:
-    return _build("ResNet200_vd", num_classes, **kwargs)
+register_family(FAMILY, VARIANTS, ResNet, head="fc")

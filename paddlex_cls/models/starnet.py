@@ -6,27 +6,22 @@ bias; each conv sits in a wrapper with ``conv`` (and ``bn`` when normalised) sub
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Sequence, Tuple
 
 import paddle
 import paddle.nn as nn
 
-from .layers import DropPath
-from .registry import Preprocess, Recipe, register_model
+from .layers import ZEROS, ConvBN, PooledClassifier, make_drop_path
+from .registry import Preprocess, Recipe, Variant, register_family
+
+FAMILY = "StarNet"
 
 
-class ConvBias(nn.Layer):
+def _conv(in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, groups: int = 1,
+          with_bn: bool = True) -> ConvBN:
     """Conv2D with bias, optionally followed by BatchNorm (``conv``/``bn`` names of the reference)."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
-                 groups: int = 1, with_bn: bool = True):
-        super().__init__()
-        self.conv = nn.Conv2D(in_channels, out_channels, kernel_size, stride=stride, padding=(kernel_size - 1) // 2,
-                              groups=groups)
-        self.bn = nn.BatchNorm2D(out_channels) if with_bn else nn.Identity()
-
-    def forward(self, x):
-        return self.bn(self.conv(x))
+    return ConvBN(in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=True, norm=with_bn)
 
 
 class StarBlock(nn.Layer):
@@ -34,13 +29,13 @@ class StarBlock(nn.Layer):
 
     def __init__(self, dim: int, mlp_ratio: int = 4, drop_path: float = 0.0):
         super().__init__()
-        self.dwconv = ConvBias(dim, dim, 7, groups=dim)
-        self.f1 = ConvBias(dim, mlp_ratio * dim, with_bn=False)
-        self.f2 = ConvBias(dim, mlp_ratio * dim, with_bn=False)
-        self.g = ConvBias(mlp_ratio * dim, dim)
-        self.dwconv2 = ConvBias(dim, dim, 7, groups=dim, with_bn=False)
+        self.dwconv = _conv(dim, dim, 7, groups=dim)
+        self.f1 = _conv(dim, mlp_ratio * dim, with_bn=False)
+        self.f2 = _conv(dim, mlp_ratio * dim, with_bn=False)
+        self.g = _conv(mlp_ratio * dim, dim)
+        self.dwconv2 = _conv(dim, dim, 7, groups=dim, with_bn=False)
         self.act = nn.ReLU6()
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = make_drop_path(drop_path)
 
     def forward(self, x):
         y = self.dwconv(x)
@@ -48,7 +43,7 @@ class StarBlock(nn.Layer):
         return x + self.drop_path(self.dwconv2(self.g(y)))
 
 
-class StarNet(nn.Layer):
+class StarNet(PooledClassifier):
     """StarNet classifier; fully convolutional, so any input size works (every stride-2 conv rounds up).
 
     Args:
@@ -63,70 +58,46 @@ class StarNet(nn.Layer):
     def __init__(self, base_dim: int, depths: Sequence[int], num_classes: int = 1000, drop_path_rate: float = 0.0,
                  mlp_ratio: int = 4, stem_dim: int = 32):
         super().__init__()
-        self.stem = nn.Sequential(ConvBias(3, stem_dim, 3, stride=2), nn.ReLU6())
+        self.stem = nn.Sequential(_conv(3, stem_dim, 3, stride=2), nn.ReLU6())
         rates = [float(r) for r in paddle.linspace(0, drop_path_rate, sum(depths)).numpy()]
-        self.stages = nn.LayerList()
+        stages = []
         in_dim, start = stem_dim, 0
         for i, depth in enumerate(depths):
             dim = base_dim * 2 ** i
             blocks = [StarBlock(dim, mlp_ratio, rates[start + j]) for j in range(depth)]
-            self.stages.append(nn.Sequential(ConvBias(in_dim, dim, 3, stride=2), *blocks))
+            stages.append(nn.Sequential(_conv(in_dim, dim, 3, stride=2), *blocks))
             in_dim, start = dim, start + depth
+        self.stages = nn.Sequential(*stages)
         self.norm = nn.BatchNorm2D(in_dim)
-        self.avgpool = nn.AdaptiveAvgPool2D(1)
-        self.head = nn.Linear(in_dim, num_classes)
-        nn.initializer.Constant(0.0)(self.head.bias)  # the reference zeroes Linear biases; convs keep Paddle's init
+        self._add_classifier(in_dim, num_classes, head_name="head")
+        ZEROS(self.head.bias)  # the reference zeroes Linear biases; convs keep Paddle's init
 
-    def forward(self, x):
-        x = self.stem(x)
-        for stage in self.stages:
-            x = stage(x)
-        x = self.avgpool(self.norm(x))
-        return self.head(paddle.flatten(x, start_axis=1))
+    def forward_features(self, x):
+        return self.norm(self.stages(self.stem(x)))
 
 
-# name: (base_dim, depths, published top-1)
-_VARIANTS = {
-    "StarNet-S1": (24, (2, 2, 8, 3), 0.736),
-    "StarNet-S2": (32, (1, 2, 6, 2), 0.748),
-    "StarNet-S3": (32, (2, 2, 8, 4), 0.770),
-    "StarNet-S4": (32, (3, 3, 12, 5), 0.790),
-}
+@dataclass(frozen=True)
+class StarNetArch:
+    """The arguments of :class:`StarNet` that tell its variants apart."""
+
+    base_dim: int
+    depths: Tuple[int, int, int, int]
+    drop_path_rate: float
+
 
 # PaddleX's inference.yml (the configs' Infer section): resize short side 224 (default, bilinear), crop 224.
-_PREPROCESS = Preprocess(input_size=224, resize_short=224, interpolation="bilinear", min_size=1)
-
+PREPROCESS = Preprocess(input_size=224, resize_short=224, interpolation="bilinear", min_size=1)
 # PaddleX's StarNet configs: AdamW wd 0.05 without decay on 1-D params, label smoothing 0.1, timm RandAugment
-# (rand-m1-mstd0.5-inc1), random erasing 0.25, mixup 0.8 / cutmix 0.2; no EMA, no gradient clip.
-_RECIPE = Recipe(batch_size=128, learning_rate=3e-3, optimizer="adamw", weight_decay=0.05, no_decay_norm_bias=True,
-                 label_smoothing=0.1, augment=("timm_autoaugment", "random_erasing", "mixup", "cutmix"))
+# (rand-m1-mstd0.5-inc1), random erasing 0.25, mixup 0.8 / cutmix 0.2; no EMA, no gradient clip. The drop-path
+# rates are the values PaddleX's configs pass.
+RECIPE = Recipe(batch_size=128, learning_rate=3e-3, optimizer="adamw", weight_decay=0.05, no_decay_norm_bias=True,
+                label_smoothing=0.1, augment=("timm_autoaugment", "random_erasing", "mixup", "cutmix"))
 
+VARIANTS = (
+    Variant("StarNet-S1", StarNetArch(24, (2, 2, 8, 3), drop_path_rate=0.0), PREPROCESS, RECIPE, top1=0.736),
+    Variant("StarNet-S2", StarNetArch(32, (1, 2, 6, 2), drop_path_rate=0.01), PREPROCESS, RECIPE, top1=0.748),
+    Variant("StarNet-S3", StarNetArch(32, (2, 2, 8, 4), drop_path_rate=0.01), PREPROCESS, RECIPE, top1=0.770),
+    Variant("StarNet-S4", StarNetArch(32, (3, 3, 12, 5), drop_path_rate=0.02), PREPROCESS, RECIPE, top1=0.790),
+)
 
-def _entry(name: str) -> dict:
-    return dict(family="StarNet", preprocess=_PREPROCESS, recipe=_RECIPE, imagenet_top1=_VARIANTS[name][2])
-
-
-# The builders' drop_path_rate defaults are the values PaddleX's configs pass.
-def _build(name: str, num_classes: int, drop_path_rate: float, **kwargs) -> StarNet:
-    base_dim, depths, _ = _VARIANTS[name]
-    return StarNet(base_dim, depths, num_classes=num_classes, drop_path_rate=drop_path_rate, **kwargs)
-
-
-@register_model("StarNet-S1", **_entry("StarNet-S1"))
-def starnet_s1(*, num_classes: int = 1000, drop_path_rate: float = 0.0, **kwargs) -> nn.Layer:
-    return _build("StarNet-S1", num_classes, drop_path_rate, **kwargs)
-
-
-@register_model("StarNet-S2", **_entry("StarNet-S2"))
-def starnet_s2(*, num_classes: int = 1000, drop_path_rate: float = 0.01, **kwargs) -> nn.Layer:
-    return _build("StarNet-S2", num_classes, drop_path_rate, **kwargs)
-
-
-@register_model("StarNet-S3", **_entry("StarNet-S3"))
-def starnet_s3(*, num_classes: int = 1000, drop_path_rate: float = 0.01, **kwargs) -> nn.Layer:
-    return _build("StarNet-S3", num_classes, drop_path_rate, **kwargs)
-
-
-@register_model("StarNet-S4", **_entry("StarNet-S4"))
-def starnet_s4(*, num_classes: int = 1000, drop_path_rate: float = 0.02, **kwargs) -> nn.Layer:
-    return _build("StarNet-S4", num_classes, drop_path_rate, **kwargs)
+register_family(FAMILY, VARIANTS, StarNet, head="head")

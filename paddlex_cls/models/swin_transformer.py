@@ -10,42 +10,35 @@ Input sizes: like the reference, any size works. Feature maps that are not a mul
 at the bottom/right before the windows are cut (and cropped back after), odd maps are padded before patch merging,
 and the shifted-window attention mask is derived from the padded size in ``forward``, so nothing depends on the size
 given at construction. Sizes that are multiples of ``4 * window * 8`` (224 for window 7, 384 for window 12) need no
-padding at all. Inputs smaller than 32 pixels (one token left in the last stage) raise ``ModelError``.
+padding at all. The registry declares 32 as the smallest size (one real token left in the last stage).
 """
 from __future__ import annotations
 
 import functools
-from typing import Optional, Sequence, Set, Tuple
+from dataclasses import dataclass, replace
+from typing import Sequence, Set, Tuple
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
-from paddle.nn.initializer import Constant, TruncatedNormal
 
-from ..errors import ModelError
-from .layers import DropPath
-from .registry import Preprocess, Recipe, register_model
+from .layers import (
+    TRUNC_NORMAL,
+    Mlp,
+    check_static_size,
+    make_drop_path,
+    pad_amounts,
+    pad_to_multiple,
+    trunc_normal_init,
+)
+from .registry import Preprocess, Recipe, Variant, register_family
 
-_trunc_normal = TruncatedNormal(std=0.02)
-_zeros = Constant(0.0)
-
+FAMILY = "SwinTransformer"
 PATCH_SIZE = 4
 NUM_STAGES = 4
 MIN_SIZE = PATCH_SIZE * 2 ** (NUM_STAGES - 1)  # 32: the last stage keeps at least one real token
 MASKED = -100.0  # additive attention mask value of the reference
-
-
-def _pad_amounts(height: int, width: int, multiple: int) -> Tuple[int, int]:
-    """Bottom/right zero padding before cutting ``multiple``-sized patches or windows, as the reference pads.
-
-    Note the reference's rule: when either side is not a multiple, BOTH sides are padded by ``multiple - side %
-    multiple``, so a side that already was a multiple gains one extra (all-zero) window. Square inputs never hit
-    that case; it is kept so non-square inputs give the reference's outputs too.
-    """
-    if height % multiple == 0 and width % multiple == 0:
-        return 0, 0
-    return multiple - height % multiple, multiple - width % multiple
 
 
 def _pad_bottom_right(x, pad_h: int, pad_w: int):
@@ -102,20 +95,6 @@ def window_reverse(windows, window: int, height: int, width: int):
     return x.transpose([0, 1, 3, 2, 4, 5]).reshape([-1, height, width, channels])
 
 
-class Mlp(nn.Layer):
-    """Linear -> GELU -> dropout -> Linear -> dropout."""
-
-    def __init__(self, dim: int, hidden: int, drop: float = 0.0):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x):
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-
-
 class WindowAttention(nn.Layer):
     """Multi-head self-attention inside square windows, with a learned relative-position bias per head."""
 
@@ -126,7 +105,7 @@ class WindowAttention(nn.Layer):
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
         self.relative_position_bias_table = self.create_parameter(
-            [(2 * window - 1) ** 2, num_heads], default_initializer=_trunc_normal)
+            [(2 * window - 1) ** 2, num_heads], default_initializer=TRUNC_NORMAL)
         # Persistable, as in the official weights (which carry it); its values never change.
         self.register_buffer("relative_position_index", paddle.to_tensor(_relative_position_index(window)))
         self.qkv = nn.Linear(dim, dim * 3, bias_attr=None if qkv_bias else False)
@@ -170,14 +149,14 @@ class SwinBlock(nn.Layer):
         self.shift = shift
         self.norm1 = nn.LayerNorm(dim)
         self.attn = WindowAttention(dim, window, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = make_drop_path(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
 
     def _attention(self, x, height: int, width: int):
         """Window attention on a [B, H, W, C] map (padded to whole windows, rolled when shifted)."""
         channels = x.shape[-1]
-        pad_h, pad_w = _pad_amounts(height, width, self.window)
+        pad_h, pad_w = pad_amounts(height, width, self.window)
         x = _pad_bottom_right(x, pad_h, pad_w)
         padded_h, padded_w = height + pad_h, width + pad_w
         mask = None
@@ -248,10 +227,7 @@ class PatchEmbed(nn.Layer):
         self.norm = nn.LayerNorm(embed_dim)
 
     def forward(self, x):
-        pad_h, pad_w = _pad_amounts(x.shape[2], x.shape[3], self.patch_size)
-        if pad_h or pad_w:
-            x = F.pad(x, [0, pad_w, 0, pad_h])
-        x = self.proj(x)
+        x = self.proj(pad_to_multiple(x, self.patch_size))
         size = (x.shape[2], x.shape[3])
         return self.norm(x.flatten(2).transpose([0, 2, 1])), size
 
@@ -270,22 +246,14 @@ class SwinTransformer(nn.Layer):
         drop_rate: dropout after the patch embedding, in the MLPs and after the attention projection.
         attn_drop_rate: dropout of the attention weights.
         drop_path_rate: stochastic-depth rate of the last block (linearly increasing from 0).
-        img_size: the input size the model will be run at, if known. Only checked (it must be >= 32): masks and
-            paddings are derived from the actual input in ``forward``, so any size works.
         in_channels: image channels.
-        model_name: name used in error messages.
     """
 
     def __init__(self, embed_dim: int, depths: Sequence[int], num_heads: Sequence[int], window: int,
                  num_classes: int = 1000, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_rate: float = 0.0,
-                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, img_size: Optional[int] = None,
-                 in_channels: int = 3, model_name: str = "SwinTransformer"):
+                 attn_drop_rate: float = 0.0, drop_path_rate: float = 0.1, in_channels: int = 3):
         super().__init__()
-        self.model_name = model_name
         self.window = window
-        if img_size is not None:
-            self._check_size(img_size, img_size)
-        self.img_size = img_size
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
 
         self.patch_embed = PatchEmbed(embed_dim, in_channels=in_channels)
@@ -300,31 +268,14 @@ class SwinTransformer(nn.Layer):
         self.norm = nn.LayerNorm(self.num_features)
         self.avgpool = nn.AdaptiveAvgPool1D(1)
         self.head = nn.Linear(self.num_features, num_classes)
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(layer: nn.Layer) -> None:
-        if isinstance(layer, nn.Linear):
-            _trunc_normal(layer.weight)
-            if layer.bias is not None:
-                _zeros(layer.bias)
+        trunc_normal_init(self.sublayers(), (nn.Linear,))
 
     def no_weight_decay(self) -> Set[str]:
         """Names of multi-dimensional parameters the recipe exempts from weight decay (the bias tables)."""
         return {name for name, _ in self.named_parameters() if name.endswith("relative_position_bias_table")}
 
-    def _check_size(self, height: int, width: int) -> None:
-        if height < 0 or width < 0:
-            raise ModelError(f"{self.model_name} cannot be traced with a dynamic spatial input size",
-                             "export with a fixed input shape, e.g. InputSpec([None, 3, 224, 224])")
-        if height < MIN_SIZE or width < MIN_SIZE:
-            multiple = PATCH_SIZE * self.window * 2 ** (NUM_STAGES - 1)
-            raise ModelError(f"{self.model_name} cannot run on a {height}x{width} input",
-                             f"use an input of at least {MIN_SIZE}x{MIN_SIZE} pixels (any size >= {MIN_SIZE} works; "
-                             f"multiples of {multiple} avoid padding)")
-
     def forward_features(self, x):
-        self._check_size(x.shape[2], x.shape[3])
+        check_static_size(x, "SwinTransformer")
         x, size = self.patch_embed(x)
         x = self.pos_drop(x)
         for stage in self.layers:
@@ -336,84 +287,50 @@ class SwinTransformer(nn.Layer):
         return self.head(self.forward_features(x))
 
 
-# name: (embed_dim, depths, heads, window, input size, eval resize, drop_path_rate, batch size, lr, top-1)
-_VARIANTS = {
-    "SwinTransformer_tiny_patch4_window7_224":
-        (96, (2, 2, 6, 2), (3, 6, 12, 24), 7, 224, 256, 0.2, 64, 0.003, 0.8110),
-    "SwinTransformer_small_patch4_window7_224":
-        (96, (2, 2, 18, 2), (3, 6, 12, 24), 7, 224, 256, 0.3, 64, 0.003, 0.8321),
-    "SwinTransformer_base_patch4_window7_224":
-        (128, (2, 2, 18, 2), (4, 8, 16, 32), 7, 224, 256, 0.5, 32, 0.0015, 0.8337),
-    "SwinTransformer_base_patch4_window12_384":
-        (128, (2, 2, 18, 2), (4, 8, 16, 32), 12, 384, 438, 0.5, 8, 0.0015, 0.8417),
-    "SwinTransformer_large_patch4_window7_224":
-        (192, (2, 2, 18, 2), (6, 12, 24, 48), 7, 224, 256, 0.1, 8, 0.0015, 0.8619),
-    "SwinTransformer_large_patch4_window12_384":
-        (192, (2, 2, 18, 2), (6, 12, 24, 48), 12, 384, 438, 0.1, 8, 0.0015, 0.8706),
-}
+@dataclass(frozen=True)
+class SwinArch:
+    """The arguments of :class:`SwinTransformer` that tell its variants apart."""
+
+    embed_dim: int
+    depths: Tuple[int, int, int, int]
+    num_heads: Tuple[int, int, int, int]
+    window: int
+    drop_path_rate: float
 
 
-def _entry(name: str) -> dict:
-    _, _, _, _, size, resize, _, batch_size, lr, top1 = _VARIANTS[name]
-    preprocess = Preprocess(input_size=size, resize_short=resize, interpolation="bicubic", min_size=MIN_SIZE)
-    # PaddleX's Swin configs: AdamW wd 0.05 without decay on 1-D params, biases, norms and the relative-position
-    # bias tables; CE with label smoothing 0.1; timm RandAugment (rand-m9-mstd0.5-inc1), random erasing 0.25,
-    # mixup 0.8 / cutmix 1.0; no EMA, no gradient clipping.
-    recipe = Recipe(batch_size=batch_size, learning_rate=lr, optimizer="adamw", weight_decay=0.05,
-                    no_decay_norm_bias=True, label_smoothing=0.1,
-                    augment=("timm_autoaugment", "random_erasing", "mixup", "cutmix"))
-    return dict(family="SwinTransformer", preprocess=preprocess, recipe=recipe, imagenet_top1=top1)
+def _preprocess(size: int, resize_short: int) -> Preprocess:
+    return Preprocess(input_size=size, resize_short=resize_short, interpolation="bicubic", min_size=MIN_SIZE)
 
 
-def _build(name: str, num_classes: int, drop_path_rate: float, img_size: Optional[int], **kwargs) -> SwinTransformer:
-    embed_dim, depths, heads, window = _VARIANTS[name][:4]
-    return SwinTransformer(embed_dim, depths, heads, window, num_classes=num_classes, drop_path_rate=drop_path_rate,
-                           img_size=img_size, model_name=name, **kwargs)
+# PaddleX's Swin configs: AdamW wd 0.05 without decay on 1-D params, biases, norms and the relative-position bias
+# tables (``no_weight_decay()``); CE with label smoothing 0.1; timm RandAugment (rand-m9-mstd0.5-inc1), random
+# erasing 0.25, mixup 0.8 / cutmix 1.0; no EMA, no gradient clipping. Batch size and lr per model. The drop-path
+# rates are PaddleClas' builder values (PaddleX passes none): 0.2 / 0.3 / 0.5, and the class default 0.1 for large.
+RECIPE = Recipe(batch_size=64, learning_rate=0.003, optimizer="adamw", weight_decay=0.05, no_decay_norm_bias=True,
+                label_smoothing=0.1, augment=("timm_autoaugment", "random_erasing", "mixup", "cutmix"))
+BASE_RECIPE = replace(RECIPE, batch_size=32, learning_rate=0.0015)
+LARGE_RECIPE = replace(RECIPE, batch_size=8, learning_rate=0.0015)
+DEEP = (2, 2, 18, 2)
 
+VARIANTS = (
+    Variant("SwinTransformer_tiny_patch4_window7_224",
+            SwinArch(96, (2, 2, 6, 2), (3, 6, 12, 24), window=7, drop_path_rate=0.2),
+            _preprocess(224, 256), RECIPE, top1=0.8110),
+    Variant("SwinTransformer_small_patch4_window7_224",
+            SwinArch(96, DEEP, (3, 6, 12, 24), window=7, drop_path_rate=0.3),
+            _preprocess(224, 256), RECIPE, top1=0.8321),
+    Variant("SwinTransformer_base_patch4_window7_224",
+            SwinArch(128, DEEP, (4, 8, 16, 32), window=7, drop_path_rate=0.5),
+            _preprocess(224, 256), BASE_RECIPE, top1=0.8337),
+    Variant("SwinTransformer_base_patch4_window12_384",
+            SwinArch(128, DEEP, (4, 8, 16, 32), window=12, drop_path_rate=0.5),
+            _preprocess(384, 438), replace(BASE_RECIPE, batch_size=8), top1=0.8417),
+    Variant("SwinTransformer_large_patch4_window7_224",
+            SwinArch(192, DEEP, (6, 12, 24, 48), window=7, drop_path_rate=0.1),
+            _preprocess(224, 256), LARGE_RECIPE, top1=0.8619),
+    Variant("SwinTransformer_large_patch4_window12_384",
+            SwinArch(192, DEEP, (6, 12, 24, 48), window=12, drop_path_rate=0.1),
+            _preprocess(384, 438), LARGE_RECIPE, top1=0.8706),
+)
 
-@register_model("SwinTransformer_tiny_patch4_window7_224", **_entry("SwinTransformer_tiny_patch4_window7_224"))
-def swin_tiny_patch4_window7_224(*, num_classes: int = 1000, drop_path_rate: float = 0.2,
-                                 img_size: Optional[int] = None, **kwargs) -> nn.Layer:
-    """Swin-T, window 7, 224. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
-    paddings follow the actual input in forward, so any size >= 32 runs."""
-    return _build("SwinTransformer_tiny_patch4_window7_224", num_classes, drop_path_rate, img_size, **kwargs)
-
-
-@register_model("SwinTransformer_small_patch4_window7_224", **_entry("SwinTransformer_small_patch4_window7_224"))
-def swin_small_patch4_window7_224(*, num_classes: int = 1000, drop_path_rate: float = 0.3,
-                                  img_size: Optional[int] = None, **kwargs) -> nn.Layer:
-    """Swin-S, window 7, 224. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
-    paddings follow the actual input in forward, so any size >= 32 runs."""
-    return _build("SwinTransformer_small_patch4_window7_224", num_classes, drop_path_rate, img_size, **kwargs)
-
-
-@register_model("SwinTransformer_base_patch4_window7_224", **_entry("SwinTransformer_base_patch4_window7_224"))
-def swin_base_patch4_window7_224(*, num_classes: int = 1000, drop_path_rate: float = 0.5,
-                                 img_size: Optional[int] = None, **kwargs) -> nn.Layer:
-    """Swin-B, window 7, 224. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
-    paddings follow the actual input in forward, so any size >= 32 runs."""
-    return _build("SwinTransformer_base_patch4_window7_224", num_classes, drop_path_rate, img_size, **kwargs)
-
-
-@register_model("SwinTransformer_base_patch4_window12_384", **_entry("SwinTransformer_base_patch4_window12_384"))
-def swin_base_patch4_window12_384(*, num_classes: int = 1000, drop_path_rate: float = 0.5,
-                                  img_size: Optional[int] = None, **kwargs) -> nn.Layer:
-    """Swin-B, window 12, 384. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
-    paddings follow the actual input in forward, so any size >= 32 runs."""
-    return _build("SwinTransformer_base_patch4_window12_384", num_classes, drop_path_rate, img_size, **kwargs)
-
-
-@register_model("SwinTransformer_large_patch4_window7_224", **_entry("SwinTransformer_large_patch4_window7_224"))
-def swin_large_patch4_window7_224(*, num_classes: int = 1000, drop_path_rate: float = 0.1,
-                                  img_size: Optional[int] = None, **kwargs) -> nn.Layer:
-    """Swin-L, window 7, 224. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
-    paddings follow the actual input in forward, so any size >= 32 runs."""
-    return _build("SwinTransformer_large_patch4_window7_224", num_classes, drop_path_rate, img_size, **kwargs)
-
-
-@register_model("SwinTransformer_large_patch4_window12_384", **_entry("SwinTransformer_large_patch4_window12_384"))
-def swin_large_patch4_window12_384(*, num_classes: int = 1000, drop_path_rate: float = 0.1,
-                                   img_size: Optional[int] = None, **kwargs) -> nn.Layer:
-    """Swin-L, window 12, 384. ``img_size``: the input size the trainer will feed, only validated (>= 32): masks and
-    paddings follow the actual input in forward, so any size >= 32 runs."""
-    return _build("SwinTransformer_large_patch4_window12_384", num_classes, drop_path_rate, img_size, **kwargs)
+register_family(FAMILY, VARIANTS, SwinTransformer, head="head")

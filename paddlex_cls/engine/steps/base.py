@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 StateDict = Dict[str, np.ndarray]
+Batch = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]  # images, labels, soft targets (or None)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,24 @@ class TrainStep(abc.ABC):
             targets: float32 soft targets [N, num_classes] (mixup/cutmix), or None for hard labels.
         """
 
+    def train_group(self, batches: Sequence[Batch]) -> StepResult:
+        """One optimizer step from several batches (``Train.accum_steps``), equal to one step on their union.
+
+        This default trains on the concatenated batches, which is exactly that (BatchNorm then sees the union);
+        an engine that must bound memory (a GPU) accumulates gradients batch by batch instead.
+        """
+        if len(batches) == 1:
+            return self.train_batch(*batches[0])
+        images = np.concatenate([b[0] for b in batches])
+        labels = np.concatenate([b[1] for b in batches])
+        soft = [b[2] for b in batches]
+        return self.train_batch(images, labels, None if soft[0] is None else np.concatenate(soft))
+
+    @abc.abstractmethod
+    def set_backbone_frozen(self, frozen: bool) -> None:
+        """While frozen, only the classifier head trains: every other weight and BatchNorm statistic stays as it is
+        (``Train.freeze_backbone``)."""
+
     @property
     @abc.abstractmethod
     def lr(self) -> float:
@@ -74,3 +93,4 @@ class TrainStep(abc.ABC):
 
     def close(self) -> None:
         """Release what the engine holds (programs, scopes, threads). Called once at the end of a run."""
+        return None

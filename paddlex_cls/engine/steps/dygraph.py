@@ -1,22 +1,62 @@
 """The dygraph engine: the model Layer trained eagerly, as PaddleClas does; the path for GPU, multi-card and AMP."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+import contextlib
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 from paddle.base import unique_name
 
+from ...errors import RuntimeFailure, WeightsError
 from ..ema import ModelEMA
 from ..layer_forward import layer_forward
 from ..loss import classification_loss
-from ..optim import build_optimizer
-from .base import EngineState, StepResult, TrainStep
+from ..optim import build_optimizer, is_head
+from .base import Batch, EngineState, StepResult, TrainStep
 from .spec import StepSpec
 
 
 def _to_numpy(state: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v.numpy() if isinstance(v, paddle.Tensor) else v for k, v in state.items()}
+
+
+def check_same_layout(own: Dict[str, Any], loaded: Dict[str, Any], what: str) -> None:
+    """Resume needs exactly this model's keys and shapes; anything else is another model's checkpoint."""
+    bad = [k for k in own if k not in loaded or list(np.shape(loaded[k])) != list(own[k].shape)]
+    bad += [k for k in loaded if k not in own]
+    if bad:
+        raise WeightsError(f"the checkpoint's {what} do not fit this model ({len(bad)} key(s) missing, extra or "
+                           f"mis-shaped, e.g. {', '.join(bad[:3])})", "resume from a checkpoint of the same model, "
+                           "classes and settings (its config.yaml is beside it)")
+
+
+def check_optimizer_state(model: paddle.nn.Layer, state: Dict[str, Any]) -> None:
+    """Every accumulator of a .pdopt must belong to a parameter of this model with that parameter's shape (or be
+    a scalar such as Adam's beta powers); Paddle would otherwise drop it silently and restart the optimizer."""
+    shapes = {p.name: list(p.shape) for p in model.parameters()}
+    for key, value in state.items():
+        if not isinstance(value, (np.ndarray, paddle.Tensor)):
+            continue  # LR_Scheduler, master_weights: plain values checked by their owners
+        owner = max((n for n in shapes if key.startswith(n + "_")), key=len, default=None)
+        shape = list(np.shape(value))
+        if owner is None or (shape != shapes[owner] and int(np.prod(shape)) != 1):
+            raise WeightsError(f"the checkpoint's optimizer state ({key}, shape {shape}) does not belong to this "
+                               "model's parameters", "resume with the .pdopt written beside the same .pdparams")
+
+
+OUT_OF_MEMORY = ("out of memory", "resourceexhausted", "resource exhausted")
+
+
+def out_of_memory_error(error: BaseException, batch_size: int, accum_steps: int) -> Optional[RuntimeFailure]:
+    """A clear error for a device out-of-memory failure (None for any other error)."""
+    text = f"{type(error).__name__}: {error}".lower()
+    if not isinstance(error, MemoryError) and not any(needle in text for needle in OUT_OF_MEMORY):
+        return None
+    smaller = max(1, batch_size // 2)
+    return RuntimeFailure(f"the device ran out of memory at Train.batch_size={batch_size}",
+                          f"use a smaller batch and accumulate to keep the effective batch size, e.g. "
+                          f"-o Train.batch_size={smaller} -o Train.accum_steps={accum_steps * batch_size // smaller}")
 
 
 class DygraphStep(TrainStep):
@@ -32,43 +72,92 @@ class DygraphStep(TrainStep):
         with unique_name.guard(self._names):
             self.model = spec.model_factory()
             self.scheduler = spec.scheduler_factory()
-            self.optimizer = build_optimizer(self.model, spec.recipe, self.scheduler)
+            self.optimizer = build_optimizer(self.model, spec.recipe, self.scheduler, spec.head,
+                                             spec.backbone_lr_scale)
         self.ema = ModelEMA(self.model, spec.recipe.ema_decay) if spec.recipe.ema_decay else None
         self.amp_level = spec.amp_level
         self.scaler = paddle.amp.GradScaler(init_loss_scaling=1024) if self.amp_level != "O0" else None
         if self.amp_level == "O2":  # pure fp16 weights with fp32 master copies kept by the optimizer
             self.model, self.optimizer = paddle.amp.decorate(models=self.model, optimizers=self.optimizer,
                                                              level="O2")
-        self.net = paddle.DataParallel(self.model) if spec.world_size > 1 else self.model
+        # Freezing changes which parameters get gradients mid-run: DataParallel must then not expect all of them.
+        self.net = (paddle.DataParallel(self.model, find_unused_parameters=spec.freeze_epochs > 0)
+                    if spec.world_size > 1 else self.model)
         if spec.dy2st:
             self.net = paddle.jit.to_static(self.net)
+        self.class_weights = (paddle.to_tensor(spec.class_weights, dtype="float32")
+                              if spec.class_weights is not None else None)
         self._eval_model: Optional[paddle.nn.Layer] = None
-        self._in_eval = False
+        self._frozen = False
+        self._mode_stale = True  # train/eval modes must be (re)set before the next training step
+
+    def _set_train_mode(self) -> None:
+        self.net.train()
+        if self._frozen:  # the backbone's BatchNorm keeps its statistics: it runs as in inference
+            for name, layer in self.model.named_sublayers():
+                if isinstance(layer, paddle.nn.layer.norm._BatchNormBase) and not is_head(name, self.spec.head):
+                    layer.eval()
+        self._mode_stale = False
+
+    def set_backbone_frozen(self, frozen: bool) -> None:
+        for name, param in self.model.named_parameters():
+            if not is_head(name, self.spec.head):
+                param.stop_gradient = frozen
+        self._frozen = frozen
+        self._mode_stale = True
 
     def train_batch(self, images: np.ndarray, labels: np.ndarray,
                     targets: Optional[np.ndarray] = None) -> StepResult:
-        if self._in_eval:
-            self.net.train()
-            self._in_eval = False
+        return self.train_group([(images, labels, targets)])
+
+    def train_group(self, batches: Sequence[Batch]) -> StepResult:
+        """Forward/backward batch by batch (each loss weighted by its share of the group, so the sum equals the
+        group's mean loss), then one update: gradient accumulation that keeps only one batch on the device."""
+        if self._mode_stale:
+            self._set_train_mode()
+        total = sum(len(b[1]) for b in batches)
+        loss_sum = correct = 0.0
+        try:
+            for k, (images, labels, targets) in enumerate(batches):
+                last = k == len(batches) - 1
+                sync = contextlib.nullcontext() if last or not hasattr(self.net, "no_sync") else self.net.no_sync()
+                with sync:
+                    loss, hits = self._backward(images, labels, targets, len(labels) / total)
+                loss_sum += loss * len(labels)
+                correct += hits
+            self._update()
+        except Exception as e:  # noqa: BLE001  only a device OOM is turned into a user error; the rest re-raise
+            oom = out_of_memory_error(e, self.spec.batch_size, len(batches))
+            if oom is None:
+                raise
+            raise oom from None
+        return StepResult(loss_sum / total, correct / total)
+
+    def _backward(self, images: np.ndarray, labels: np.ndarray, targets: Optional[np.ndarray],
+                  share: float) -> Tuple[float, float]:
         x, y = paddle.to_tensor(images), paddle.to_tensor(labels)
         soft = paddle.to_tensor(targets) if targets is not None else None
         with unique_name.guard(self._names):
             with paddle.amp.auto_cast(enable=self.amp_level != "O0", level=self.amp_level):
                 logits = self.net(x)
                 loss = classification_loss(logits, y, self.spec.num_classes, self.spec.recipe.label_smoothing,
-                                           soft)
+                                           soft, self.class_weights)
+            scaled = loss * share if share != 1.0 else loss
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        hits = float((logits.argmax(axis=-1) == y.reshape([-1])).astype("float32").sum().item())
+        return float(loss.item()), hits
+
+    def _update(self) -> None:
+        with unique_name.guard(self._names):
             if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.minimize(self.optimizer, loss)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             else:
-                loss.backward()
                 self.optimizer.step()
             self.optimizer.clear_grad()
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update()
-        top1 = float((logits.argmax(axis=-1) == y.reshape([-1])).astype("float32").mean().item())
-        return StepResult(float(loss.item()), top1)
 
     @property
     def lr(self) -> float:
@@ -79,6 +168,9 @@ class DygraphStep(TrainStep):
         return EngineState(_to_numpy(self.model.state_dict()), _to_numpy(self.optimizer.state_dict()), ema)
 
     def load_state(self, state: EngineState) -> None:
+        check_same_layout(self.model.state_dict(), state.model, "weights")
+        if state.optimizer is not None:
+            check_optimizer_state(self.model, state.optimizer)
         self.model.set_state_dict(state.model)
         with unique_name.guard(self._names):
             if state.optimizer is not None:
@@ -94,5 +186,5 @@ class DygraphStep(TrainStep):
                     self._eval_model = self.spec.model_factory()
             self._eval_model.set_state_dict(self.ema.state_dict())
             model = self._eval_model
-        self._in_eval = True
+        self._mode_stale = True
         return layer_forward(model)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
+
+import numpy as np
 
 from ...device import Device
 from ...models.registry import Recipe
@@ -24,6 +26,10 @@ class StepSpec:
         world_size: data-parallel processes (1 = single process).
         amp_level: ``O0`` (off), ``O1`` or ``O2`` (GPU only).
         dy2st: train the model converted to a static graph by ``paddle.jit.to_static``.
+        head: state-dict prefix of the classifier head (fine-tuning controls act on everything else).
+        class_weights: loss weight per class, or None.
+        backbone_lr_scale: LR multiplier of every parameter outside the head.
+        freeze_epochs: epochs at the start with a frozen backbone (0 = never frozen).
     """
 
     model_factory: Callable
@@ -37,3 +43,7 @@ class StepSpec:
     world_size: int = 1
     amp_level: str = "O0"
     dy2st: bool = False
+    head: str = ""
+    class_weights: Optional[np.ndarray] = None
+    backbone_lr_scale: float = 1.0
+    freeze_epochs: int = 0

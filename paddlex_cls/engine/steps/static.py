@@ -90,8 +90,10 @@ class StaticStep(TrainStep):
             t = paddle.static.data("t", [batch, spec.num_classes], "float32") if soft else None
             with training_rewrites(self._layer, onednn=onednn_enabled()):
                 logits = self._layer(x)
-            loss = classification_loss(logits, y, spec.num_classes, spec.recipe.label_smoothing, t)
-            optimizer = build_optimizer(self._layer, spec.recipe, self._scheduler)
+            weights = (paddle.to_tensor(spec.class_weights, dtype="float32")
+                       if spec.class_weights is not None else None)
+            loss = classification_loss(logits, y, spec.num_classes, spec.recipe.label_smoothing, t, weights)
+            optimizer = build_optimizer(self._layer, spec.recipe, self._scheduler, spec.head, spec.backbone_lr_scale)
             append_optimizer_step(optimizer, loss, startup)
         self._create_vars(main, startup)
         self._opt_names = list(optimizer._opti_name_list)
@@ -158,6 +160,10 @@ class StaticStep(TrainStep):
             self._run(self._ema, {})
         top1 = float((np.asarray(logits).argmax(axis=-1) == labels[:, 0]).mean())
         return StepResult(loss=float(np.asarray(loss).item()), top1=top1)
+
+    def set_backbone_frozen(self, frozen: bool) -> None:
+        if frozen:
+            raise NotImplementedError("the static engine cannot freeze the backbone yet")
 
     @property
     def lr(self) -> float:

@@ -1,14 +1,13 @@
 """Process setup shared by the modes: threads, device selection, distributed rank/world size."""
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
-from ..device import Device, parse_device
-from ..errors import ConfigError
-
-logger = logging.getLogger("paddlex_cls")
+from . import distributed_env, signals
+from .device import Device, parse_device
+from .errors import ConfigError
+from .log import logger
 
 
 @dataclass(frozen=True)
@@ -22,6 +21,23 @@ class Runtime:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (e.g. the early-stopping decision, taken where evaluation runs)."""
+        if self.world_size == 1:
+            return flag
+        import paddle
+
+        value = paddle.to_tensor([1 if flag else 0], dtype="int32")
+        paddle.distributed.broadcast(value, src=0)
+        return bool(value.item())
+
+    def barrier(self) -> None:
+        """Wait for every rank (no-op in a single process, where collectives are not initialised)."""
+        if self.world_size > 1:
+            import paddle
+
+            paddle.distributed.barrier()
 
 
 def available_cores() -> int:
@@ -39,13 +55,12 @@ def setup_runtime(global_cfg: dict, single_card: bool = False) -> Runtime:
     """
     import paddle
 
+    signals.install()  # paddle's import replaced the handlers with its C++ crash reporter
     device = parse_device(global_cfg["device"])
     if single_card and device.distributed:
         logger.info("Global.device=%s: this mode uses one card, %s", device, device.first())
         device = device.first()
-    world_size = int(os.environ.get("PADDLE_TRAINERS_NUM", "1") or 1)
-    rank = int(os.environ.get("PADDLE_TRAINER_ID", "0") or 0)
-    local_rank = int(os.environ.get("PADDLE_LOCAL_RANK", str(rank)) or 0)
+    world_size, rank, local_rank = distributed_env.world_size(), distributed_env.rank(), distributed_env.local_rank()
     if device.type == "gpu" and not paddle.is_compiled_with_cuda():
         raise ConfigError(f"Global.device={device} but this Paddle build has no CUDA support",
                           "use -o Global.device=cpu, or install paddlepaddle-gpu (see README)")
