@@ -7,6 +7,9 @@
 - "Paddle static graph(PIR) not support input out tensor for now!!!!!": a C++ glog line printed while a model with
   BatchNorm is traced for export; the export is correct. It is written to file descriptor 2 by C++, so the filter
   reads that descriptor through a pipe while the export runs and forwards every other line unchanged.
+- While the static engine builds its programs (``engine/steps/static.py``): that same line (its explicit running
+  statistics and EMA updates), the executor's two start-up glog lines, and a UserWarning of Paddle's own PIR
+  backward pass ("Tensor do not have 'place' interface"); all informational.
 """
 from __future__ import annotations
 
@@ -20,12 +23,22 @@ from typing import Iterator, Sequence
 CCACHE_WARNING = r"No ccache found"
 BATCHNORM_WARNING = r"When training, we now always track global mean and variance"
 PIR_OUT_TENSOR_LINE = "Paddle static graph(PIR) not support input out tensor for now"
+STATIC_BUILD_LINES = (PIR_OUT_TENSOR_LINE, "New Executor is Running", "pir interpreter is running by multi-thread mode")
+PIR_PLACE_WARNING = r"Tensor do not have 'place' interface for pir graph mode"
 
 
 def silence_import_warnings() -> None:
     """Ignore these two UserWarnings (only them); called before paddle is imported."""
     for message in (CCACHE_WARNING, BATCHNORM_WARNING):
         warnings.filterwarnings("ignore", message=message, category=UserWarning)
+
+
+@contextmanager
+def quiet_static_build() -> Iterator[None]:
+    """Drop the static engine's build-time messages listed in the module docstring (and only them)."""
+    with warnings.catch_warnings(), drop_stderr_lines(STATIC_BUILD_LINES):
+        warnings.filterwarnings("ignore", message=PIR_PLACE_WARNING, category=UserWarning)
+        yield
 
 
 @contextmanager

@@ -107,6 +107,7 @@ def test_empty_string_value(cfg_file):
     ("Train.epoch_iters=3", "did you mean Train.epochs_iters"),
     ("Globl.mode=train", "did you mean Global.mode"),
     ("Global.mode=fly", "must be one of check_dataset"),
+    ("Train.engine=fast", "must be one of auto"),
     ("Global.mode=null", "null is not allowed"),
     ("Train.epochs_iters=0", "must be >= 1"),
     ("Predict.input.7=x", "index 7 is out of range"),

@@ -14,6 +14,7 @@ from paddlex_cls.engine.steps.choose import Trial, choose_engine
 from paddlex_cls.engine.steps.dygraph import DygraphStep
 from paddlex_cls.engine.steps.static import StaticStep
 from paddlex_cls.errors import ConfigError, RuntimeFailure
+from paddlex_cls.models import get_entry
 from tests.test_static_engine import make_spec, registry_factory
 
 ENGINES = {"static": StaticStep, "dygraph": DygraphStep}
@@ -44,6 +45,10 @@ class FaultyStatic(DygraphStep):
     def load_state(self, state: EngineState) -> None:
         super().load_state(EngineState(state.model))  # dygraph cannot drop accumulators it made in the trial
 
+    def set_backbone_frozen(self, frozen: bool) -> None:
+        if self.fault != "thaw":  # "thaw": freezing has no effect
+            super().set_backbone_frozen(frozen)
+
 
 def faulty(fault: str):
     kind = type(f"Faulty_{fault}", (FaultyStatic,), {"fault": fault})
@@ -53,12 +58,14 @@ def faulty(fault: str):
 def test_dygraph_and_unsupported_runs():
     spec = make_spec(registry_factory(NAME))
     assert choose_engine("dygraph", spec, NAME, build).step.name == "dygraph"
-    for changes in ({"world_size": 2}, {"device": parse_device("gpu:0")}):
+    for changes, key in (({"world_size": 2}, "Global.device"), ({"device": parse_device("gpu:0")}, "Global.device"),
+                         ({"dy2st": True}, "Train.dy2st")):
         other = dataclasses.replace(spec, **changes)
         choice = choose_engine("auto", other, NAME, faulty("raise"))
-        assert choice.step.name == "dygraph" and "static engine runs" in choice.reason
-        with pytest.raises(ConfigError, match="Train.engine=static"):
+        assert choice.step.name == "dygraph" and "the static engine" in choice.reason and key in choice.reason
+        with pytest.raises(ConfigError, match=f"Train.engine=static .*{key}") as err:
             choose_engine("static", other, NAME, build)
+        assert err.value.exit_code == 2
     with pytest.raises(ConfigError, match="not one of"):
         choose_engine("fast", spec, NAME, build)
 
@@ -72,6 +79,14 @@ def test_faults_fall_back_or_fail_clearly(fault, words):
     with pytest.raises(RuntimeFailure, match=words) as err:
         choose_engine("static", spec, NAME, faulty(fault))
     assert "Train.engine=dygraph" in str(err.value)
+
+
+def test_freezing_that_moves_the_backbone_is_refused():
+    spec = make_spec(registry_factory(NAME), head=get_entry(NAME).head, freeze_epochs=1)
+    choice = choose_engine("auto", spec, NAME, faulty("thaw"))
+    assert choice.step.name == "dygraph" and "changed the frozen backbone" in choice.reason, choice.reason
+    with pytest.raises(RuntimeFailure, match="changed the frozen backbone"):
+        choose_engine("static", spec, NAME, faulty("thaw"))
 
 
 def test_build_failure_falls_back():
@@ -96,13 +111,16 @@ def test_slower_static_and_known_slow_models(monkeypatch):
 
 
 def test_chosen_static_engine_starts_from_the_initial_state():
-    spec = make_spec(registry_factory(NAME))
+    """The trial under oneDNN with every program of a fine-tuning run (accumulation, frozen backbone)."""
+    spec = make_spec(registry_factory(NAME), head=get_entry(NAME).head, freeze_epochs=1, accum_steps=2,
+                     class_weights=np.linspace(0.5, 2.0, 5).astype(np.float32), backbone_lr_scale=0.1)
     choice = choose_engine("static", spec, NAME, build, total_steps=10, trial=Trial())
-    assert choice.step.name == "static" and "agree with dygraph" in choice.reason
+    assert choice.step.name == "static" and "agree with dygraph" in choice.reason and "frozen" in choice.reason
     fresh = StaticStep(spec).state()
     got = choice.step.state()
     assert got.optimizer["LR_Scheduler"] == fresh.optimizer["LR_Scheduler"]
     for part in ("model", "optimizer"):
+        assert set(getattr(got, part)) == set(getattr(fresh, part))
         for k, v in getattr(fresh, part).items():
             if k != "LR_Scheduler":
                 np.testing.assert_array_equal(getattr(got, part)[k], v, err_msg=k)

@@ -35,10 +35,16 @@ def test_onednn_forward_equals_dygraph_eval(name):
 
 
 def test_onednn_forward_reads_values_used_twice():
-    """(x - mean) / std with x - mean consumed twice: Paddle's PIR in-place pass broke it (ConvNeXt's LayerNorm)."""
+    """(x - mean) / std with x - mean consumed twice: Paddle's PIR in-place pass broke it under oneDNN (ConvNeXt's
+    LayerNorm, relative error 1.8). Evaluation runs through the Predict backend, so this covers predict too."""
 
     class Standardize(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.scale = self.create_parameter([1], default_initializer=paddle.nn.initializer.Constant(1.0))
+
         def forward(self, x):
+            x = x * self.scale
             mean = x.mean(axis=1, keepdim=True)
             return (x - mean) / paddle.sqrt((x - mean).pow(2).mean(axis=1, keepdim=True) + 1e-6)
 

@@ -21,15 +21,19 @@ from paddlex_cls.models import get_entry
 from paddlex_cls.models.clip_vit import CLIPVisionTransformer
 from paddlex_cls.models.registry import Recipe
 
+from .conftest import CONFIG_DIR, make_dataset, run_cli
+
 NC, SIZE, BS = 5, 32, 4
 MOMENTUM = Recipe(optimizer="momentum", weight_decay=1e-4)
 
 
 def make_spec(factory, recipe: Recipe = MOMENTUM, lr: float = 0.01, batch_size: int = BS, warmup: int = 0,
-              epochs: int = 2, iters: int = 4) -> StepSpec:
+              epochs: int = 2, iters: int = 4, **changes) -> StepSpec:
+    """A spec for the tiny runs of these tests; ``changes`` sets further StepSpec fields (head, accum_steps...)."""
     return StepSpec(model_factory=factory, recipe=recipe,
                     scheduler_factory=lambda: build_scheduler(lr, epochs, iters, warmup), num_classes=NC,
-                    batch_size=batch_size, image_size=SIZE, seed=0, device=parse_device("cpu"))
+                    batch_size=batch_size, image_size=SIZE, seed=0, device=parse_device("cpu"), num_threads=2,
+                    **changes)
 
 
 def registry_factory(name: str):
@@ -242,18 +246,87 @@ def test_rewrites_leave_the_layer_as_it_was():
     assert not any(s._forward_pre_hooks or s._forward_post_hooks for s in model.sublayers())
 
 
-def test_load_state_checks_shapes_and_keys():
+@pytest.mark.parametrize("engine", [StaticStep, DygraphStep])
+def test_load_state_refuses_other_models(engine):
+    """Both engines take exactly this model's weights, and optimizer state of its own parameters only."""
     from paddlex_cls.errors import WeightsError
 
-    step = StaticStep(make_spec(registry_factory("PP-LCNet_x0_25")))
+    step = engine(make_spec(registry_factory("PP-LCNet_x0_25")))
     state = step.state()
-    wrong = dict(state.model, **{"fc.weight": np.zeros((3, 3), np.float32)})
-    with pytest.raises(WeightsError, match="fc.weight has shape"):
-        step.load_state(EngineState(wrong))
-    with pytest.raises(WeightsError, match="share no key"):
-        step.load_state(EngineState({"other.weight": np.zeros(1, np.float32)}))
-    partial = {k: v + 1 for k, v in state.model.items() if k != "fc.bias"}
-    step.load_state(EngineState(partial))  # missing keys keep their values (logged)
-    got = step.state().model
-    np.testing.assert_array_equal(got["fc.bias"], state.model["fc.bias"])
-    np.testing.assert_array_equal(got["fc.weight"], state.model["fc.weight"] + 1)
+    for wrong in (dict(state.model, **{"fc.weight": np.zeros((3, 3), np.float32)}),
+                  {k: v for k, v in state.model.items() if k != "fc.bias"},
+                  dict(state.model, **{"other.weight": np.zeros(1, np.float32)})):
+        with pytest.raises(WeightsError, match="do not fit this model"):
+            step.load_state(EngineState(wrong))
+    foreign = dict(state.optimizer, **{"unknown_param_velocity_0": np.zeros((2, 2), np.float32)})
+    with pytest.raises(WeightsError, match="optimizer state"):
+        step.load_state(EngineState(state.model, foreign))
+    step.load_state(EngineState({k: v + 1 for k, v in state.model.items()}, state.optimizer))
+    np.testing.assert_array_equal(step.state().model["fc.bias"], state.model["fc.bias"] + 1)
+
+
+def test_fine_tuning_controls_exact(native_kernels):
+    """Class weights, the backbone LR scale (Momentum groups by LR multiplier), a frozen backbone (weights and
+    BatchNorm statistics kept, only the head learns) and gradient accumulation (Train.accum_steps: gradient
+    programs batch by batch, then one update; a smaller last group) mean what they mean in dygraph, bit for bit."""
+    name = "PP-LCNet_x0_25"
+    head = get_entry(name).head
+    recipe = Recipe(optimizer="momentum", weight_decay=1e-3, no_decay_norm_bias=True, grad_clip=1.0,
+                    label_smoothing=0.1, ema_decay=0.9)
+    spec = make_spec(registry_factory(name), recipe, lr=0.05, head=head,
+                     class_weights=np.linspace(0.5, 2.0, NC).astype(np.float32), backbone_lr_scale=0.1,
+                     freeze_epochs=1, accum_steps=2)
+    static, dygraph = both_engines(spec)
+    data = batches(4)
+    groups = [data[:2], data[2:], batches(1, size=3, seed=1)]
+    start = static.state().model
+    losses = []
+    for i, group in enumerate(groups):
+        frozen = i == 0
+        for step in (static, dygraph):
+            step.set_backbone_frozen(frozen)
+        group = [(x, y, None) for x, y in group]
+        paddle.seed(100 + i)
+        d = dygraph.train_group(group)
+        paddle.seed(100 + i)
+        s = static.train_group(group)
+        losses.append((d.loss, s.loss, d.top1, s.top1))
+        if frozen:
+            after = static.state().model
+            moved = {k for k in start if not np.array_equal(start[k], after[k])}
+            assert moved and all(k.startswith(head + ".") for k in moved), moved
+    assert [(d, dt) for d, _, dt, _ in losses] == [(s, st) for _, s, _, st in losses], losses
+    assert_states_close(static.state(), dygraph.state(), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.cli
+def test_cli_static_engine_fine_tuning_and_bit_exact_resume(tmp_path):
+    """Train.engine=static through the CLI with accumulation, a frozen first epoch, class weights, a backbone LR
+    scale and EMA: the trial passes, the log says why, no Paddle noise; resuming from epoch 1 on the static engine
+    ends bit-identical to the uninterrupted run (a checkpoint of the other engine resumes too: see
+    test_checkpoints_cross_engines)."""
+    data = make_dataset(tmp_path / "d", per_class=6)
+    common = ["-c", str(CONFIG_DIR / "PP-LCNet_x0_25.yaml"), "-o", "Global.mode=train", "-o",
+              f"Global.dataset_dir={data}", "-o", "Global.device=cpu", "-o", "Global.input_size=32", "-o",
+              "Train.pretrain_weight_path=null", "-o", "Train.num_classes=3", "-o", "Train.batch_size=4", "-o",
+              "Train.num_workers=0", "-o", "Train.epochs_iters=2", "-o", "Train.warmup_steps=0", "-o",
+              "Train.engine=static", "-o", "Train.accum_steps=2", "-o", "Train.freeze_backbone=1", "-o",
+              "Train.class_weights=auto", "-o", "Train.backbone_lr_scale=0.5", "-o", "Train.ema_decay=0.9", "-o",
+              "Train.uniform_output_enabled=false"]
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    proc = run_cli(*common, "-o", f"Global.output={full}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "training engine (Train.engine=static): static oneDNN engine: its first two losses agree" in proc.stderr
+    assert "a frozen-backbone step keeps the backbone" in proc.stderr
+    for noise in ("not support input out tensor", "New Executor", "multi-thread mode", "'place' interface"):
+        assert noise not in proc.stderr, noise
+    assert paddle.load(str(full / "latest" / "latest.pdstates"))["engine"] == "static"
+    proc = run_cli(*common, "-o", f"Global.output={resumed}", "-o",
+                   f"Train.resume_path={full}/epoch_1/epoch_1.pdparams")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for ext in ("pdparams", "pdema", "pdopt"):
+        a, b = (paddle.load(str(folder / "latest" / f"latest.{ext}")) for folder in (full, resumed))
+        assert a.keys() == b.keys(), ext
+        for k in a:
+            if k != "LR_Scheduler":
+                np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=f"{ext} {k}")

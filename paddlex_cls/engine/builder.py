@@ -13,6 +13,7 @@ from .checkpoint import fetch, load_checkpoint, merge_weights
 from .loop import TrainLoop
 from .optim import build_scheduler, resolve_recipe
 from .steps import EngineState, StepSpec, build_step
+from .steps.choose import choose_engine
 from .train_data import build_train_data
 from .train_outputs import write_label_dict
 
@@ -46,8 +47,11 @@ def build_training(cfg: Dict[str, Any], rt: Runtime) -> TrainLoop:
         num_classes=t["num_classes"], batch_size=t["batch_size"], image_size=g["input_size"] or
         entry.preprocess.input_size, seed=g["seed"], device=rt.device, world_size=rt.world_size,
         amp_level=_amp_level(t["amp"], rt), dy2st=t["dy2st"], head=entry.head, class_weights=class_weights,
-        backbone_lr_scale=t["backbone_lr_scale"], freeze_epochs=t["freeze_backbone"])
-    step = build_step("dygraph", spec)
+        backbone_lr_scale=t["backbone_lr_scale"], freeze_epochs=t["freeze_backbone"], accum_steps=t["accum_steps"],
+        num_threads=rt.num_threads)
+    choice = choose_engine(t["engine"], spec, entry.name, build_step, total_steps=steps * t["epochs_iters"])
+    logger.info("training engine (Train.engine=%s): %s", t["engine"], choice.reason)
+    step = choice.step
     loop = TrainLoop(cfg, rt, entry, recipe, data, step)
     if t["resume_path"]:
         loop.resume(t["resume_path"])

@@ -15,13 +15,8 @@ from typing import Callable
 import numpy as np
 import paddle
 
-
-def default_threads() -> int:
-    """Predictor threads when the caller has no count of its own: the cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+RUN_MODE = "mkldnn"  # the Predict run mode evaluation uses: the paddle.inference predictor with oneDNN
+MODEL_PREFIX = "inference"  # the file names an exported folder uses (inference.json, inference.pdiparams)
 
 
 class _Traced(paddle.nn.Layer):
@@ -52,12 +47,28 @@ def onednn_forward(model: paddle.nn.Layer, image_size: int, threads: int) -> Cal
     model.eval()
     try:
         with tempfile.TemporaryDirectory(prefix="paddlex_cls_eval_") as tmp:
-            prefix = os.path.join(tmp, "model")
             spec = [paddle.static.InputSpec([None, 3, image_size, image_size], "float32", "x")]
-            paddle.jit.save(paddle.jit.to_static(_Traced(model), input_spec=spec, full_graph=True), prefix)
-            return _predictor_forward(prefix, threads)
+            paddle.jit.save(paddle.jit.to_static(_Traced(model), input_spec=spec, full_graph=True),
+                            os.path.join(tmp, MODEL_PREFIX))
+            return _predictor_forward(tmp, threads)
     finally:
         model.train(was_training)
+
+
+def cpu_eval_forward(model: paddle.nn.Layer, image_size: int, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`onednn_forward`, or the dygraph Layer itself (with a warning) when the model cannot be traced or the
+    predictor does not take it."""
+    from ..errors import PaddlexClsError
+    from ..log import logger
+    from .layer_forward import layer_forward
+
+    try:
+        return onednn_forward(model, image_size, threads)
+    except (RuntimeError, ValueError, TypeError, NotImplementedError, PaddlexClsError) as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        logger.warning("evaluating in dygraph: the oneDNN predictor did not take the model (%s: %s)",
+                       type(e).__name__, first_line)
+        return layer_forward(model)
 
 
 def program_forward(program: paddle.static.Program, feed: paddle.pir.Value, fetch: paddle.pir.Value, scope,
@@ -70,33 +81,16 @@ def program_forward(program: paddle.static.Program, feed: paddle.pir.Value, fetc
     from .steps.static_mode import static_onednn
 
     with tempfile.TemporaryDirectory(prefix="paddlex_cls_eval_") as tmp:
-        prefix = os.path.join(tmp, "model")
         with static_onednn(scope):
-            paddle.static.save_inference_model(prefix, [feed], [fetch], paddle.static.Executor(paddle.CPUPlace()),
-                                               program=program)
-        return _predictor_forward(prefix, threads)
+            paddle.static.save_inference_model(os.path.join(tmp, MODEL_PREFIX), [feed], [fetch],
+                                               paddle.static.Executor(paddle.CPUPlace()), program=program)
+        return _predictor_forward(tmp, threads)
 
 
-def _predictor_forward(prefix: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    from paddle import inference
+def _predictor_forward(folder: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The inference backend of ``Predict`` (``inference/backends``, run mode ``mkldnn``) over the model saved in
+    ``folder``; it reads the files when built, so the folder can go afterwards."""
+    from ..device import parse_device
+    from ..inference.backends import backend_class
 
-    model_file = prefix + (".json" if os.path.exists(prefix + ".json") else ".pdmodel")
-    config = inference.Config(model_file, prefix + ".pdiparams")
-    config.disable_glog_info()
-    config.disable_gpu()
-    config.enable_mkldnn()
-    config.set_cpu_math_library_num_threads(threads)
-    # Paddle 3.3's PIR in-place pass reuses a buffer that a second consumer still reads: (x - mean) / std in
-    # ConvNeXt's channel LayerNorm came out wrong (relative error > 1) with it
-    config.delete_pass("inplace_pass")
-    predictor = inference.create_predictor(config)  # reads the files now; their folder can go
-    inp = predictor.get_input_handle(predictor.get_input_names()[0])
-    out = predictor.get_output_handle(predictor.get_output_names()[0])
-
-    def forward(images: np.ndarray) -> np.ndarray:
-        inp.reshape(list(images.shape))
-        inp.copy_from_cpu(np.ascontiguousarray(images, dtype=np.float32))
-        predictor.run()
-        return out.copy_to_cpu()
-
-    return forward
+    return backend_class(RUN_MODE)(folder, parse_device("cpu"), RUN_MODE, threads, 1).run

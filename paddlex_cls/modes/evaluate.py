@@ -42,6 +42,7 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     from ..engine.checkpoint import load_checkpoint, load_weights
     from ..engine.eval_report import write_errors, write_eval_details
     from ..engine.evaluator import evaluate
+    from ..engine.fast_eval import cpu_eval_forward
     from ..engine.layer_forward import layer_forward
     from ..runtime import setup_runtime
 
@@ -55,8 +56,10 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     dataset = ClsDataset(g["dataset_dir"], ev["split"], eval_transform(entry.preprocess, g["input_size"]),
                          image_size=g["input_size"] or entry.preprocess.input_size)
     loader = build_loader(dataset, ev["batch_size"], train=False, num_workers=cfg["Train"]["num_workers"])
-    m = evaluate(layer_forward(model), loader, num_classes, log_interval=ev["log_interval"],
-                 keep_predictions=ev["save_errors"])
+    # on CPU through the oneDNN inference predictor (several times faster than the dygraph Layer)
+    size = g["input_size"] or entry.preprocess.input_size
+    forward = cpu_eval_forward(model, size, rt.num_threads) if rt.device.type == "cpu" else layer_forward(model)
+    m = evaluate(forward, loader, num_classes, log_interval=ev["log_interval"], keep_predictions=ev["save_errors"])
     logger.info("[Eval][Avg]loss: %.5f, top1: %.5f, top%d: %.5f (%d samples of %s, %d threads)", m.loss, m.top1,
                 m.k, m.topk, m.samples, ev["split"], rt.num_threads)
     labels = [dataset.labels[i] for i in range(num_classes)]

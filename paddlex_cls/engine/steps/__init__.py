@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import importlib
 
+from ..engines import ENGINES  # Train.engine value -> "module:class" (imported when built)
 from .base import EngineState, StepResult, TrainStep
 from .spec import StepSpec
-
-# Train.engine value -> "module:class" (imported when chosen, so paddle's static machinery loads only if used)
-ENGINES = {
-    "dygraph": "paddlex_cls.engine.steps.dygraph:DygraphStep",
-}
 
 
 def build_step(name: str, spec: StepSpec) -> TrainStep:

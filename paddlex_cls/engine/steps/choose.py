@@ -3,12 +3,17 @@
 ``auto`` takes the static oneDNN engine for single-process CPU training when a short trial at the run's own batch
 and image size shows that its program builds and runs, its first loss agrees with one dygraph step on the same
 batch and weights (1e-4 relative), so do its eval logits, the BatchNorm statistics of that step and the loss after
-one update (within 10% of the change that update made), and its steps are faster. The trial costs one static
+one update (within 10% of the change that update made), a step with the backbone frozen leaves the backbone as it
+was (when ``Train.freeze_backbone`` is set), and its steps are faster. The trial costs one static
 build plus ``2 + steps`` steps of each engine (seconds for small inputs, about a minute for ResNet18 at 224 px),
 which a timing table could not replace: the ratio depends on batch, size and threads, and a model fast at 32 px
 can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far slower or broken under
 static skip the trial (``KNOWN_SLOW``). ``static`` runs the same checks without the race, and fails with a clear
 error instead of falling back; ``dygraph`` builds the dygraph engine directly.
+
+Runs the static engine does not do: GPU or other devices, several processes (data parallel), and
+``Train.dy2st=true`` (which asks for the dygraph Layer converted by ``paddle.jit.to_static``): ``auto`` trains them
+in dygraph and says why, ``static`` refuses them with a config error naming the key.
 """
 from __future__ import annotations
 
@@ -20,10 +25,10 @@ import numpy as np
 import paddle
 
 from ...errors import ConfigError, RuntimeFailure
+from ..engines import ENGINE_CHOICES
+from ..optim import is_head
 from .base import EngineState, TrainStep
 from .spec import StepSpec
-
-ENGINE_CHOICES = ("auto", "static", "dygraph")
 
 #: state-dict key endings of BatchNorm running statistics (Paddle's names)
 RUNNING_STATS = ("._mean", "._variance")
@@ -95,10 +100,10 @@ def choose_engine(requested: str, spec: StepSpec, model_name: str, build: Callab
         return EngineChoice(fresh("dygraph"), "Train.engine=dygraph")
     unsupported = _unsupported(spec)
     if unsupported and requested == "static":
-        raise ConfigError(f"Train.engine=static {unsupported}", "use -o Train.engine=auto (or dygraph), or train "
-                          "on one CPU process with -o Global.device=cpu")
+        raise ConfigError(f"Train.engine=static {unsupported[0]}", f"{unsupported[1]}, or use -o Train.engine=auto "
+                          "(or dygraph)")
     if unsupported:
-        return EngineChoice(fresh("dygraph"), f"dygraph engine: the static engine {unsupported}")
+        return EngineChoice(fresh("dygraph"), f"dygraph engine: the static engine {unsupported[0]}")
     if requested == "auto" and model_name in KNOWN_SLOW:
         return EngineChoice(fresh("dygraph"), f"dygraph engine: {KNOWN_SLOW[model_name]}")
     if requested == "auto" and total_steps is not None and total_steps < trial.min_steps:
@@ -116,11 +121,16 @@ def choose_engine(requested: str, spec: StepSpec, model_name: str, build: Callab
     return EngineChoice(static, f"static oneDNN engine: {why}")
 
 
-def _unsupported(spec: StepSpec) -> Optional[str]:
+def _unsupported(spec: StepSpec) -> Optional[Tuple[str, str]]:
+    """Why the static engine cannot train this run (naming the config key), and how to let it; None if it can."""
     if spec.device.type != "cpu":
-        return f"runs on CPU only (Global.device={spec.device})"
+        return f"runs on CPU only (Global.device={spec.device})", "set -o Global.device=cpu"
     if spec.world_size > 1:
-        return f"runs in a single process (this run has {spec.world_size})"
+        return (f"runs in a single process (this run has {spec.world_size}, Global.device)",
+                "train on one CPU process with -o Global.device=cpu")
+    if spec.dy2st:
+        return ("does not take Train.dy2st=true (that converts the dygraph Layer with paddle.jit.to_static)",
+                "set -o Train.dy2st=false")
     return None
 
 
@@ -137,6 +147,9 @@ def _trial(spec: StepSpec, build: Callable[[str], TrainStep], trial: Trial,
         batch = _sample_batch(spec)
         verdict = "its first two losses agree with dygraph"
         timing = _checked_steps(static, reference, batch, trial, race)
+        if spec.freeze_epochs:
+            _check_frozen_step(static, batch, spec.head)
+            verdict += ", a frozen-backbone step keeps the backbone"
         if race:
             static_s, dygraph_s = timing[0] if len(timing) == 1 else _race(static, reference, batch, trial, timing[1])
             if static_s > trial.margin * dygraph_s:
@@ -187,7 +200,7 @@ def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial,
         paddle.seed(i)
         want, dygraph_s = _timed(lambda: reference.train_batch(*batch))
         paddle.seed(i)
-        got, static_s = _timed(lambda: _attempt(f"failed on its {what} step", lambda: static.train_batch(*batch)))
+        got, static_s = _timed(lambda w=what: _attempt(f"failed on its {w} step", lambda: static.train_batch(*batch)))
         if not np.isfinite(got.loss):
             raise _Rejected(f"gave a non-finite {what} loss ({got.loss}; dygraph {want.loss:.6g})")
         # the second loss against the change the update made: AdamW's first update is about lr * sign(grad), so
@@ -217,6 +230,23 @@ def _check_running_stats(static: TrainStep, reference: TrainStep, trial: Trial) 
             raise _Rejected(f"disagrees with dygraph on the running statistic {key} after its first step")
 
 
+def _check_frozen_step(static: TrainStep, batch, head: str) -> None:
+    """One step with the backbone frozen: it must run, give a finite loss and change no backbone tensor (weights
+    and BatchNorm statistics); the engine is unfrozen again afterwards."""
+    before = static.state().model
+    static.set_backbone_frozen(True)
+    try:
+        result = _attempt("failed on a frozen-backbone step", lambda: static.train_batch(*batch))
+    finally:
+        static.set_backbone_frozen(False)
+    if not np.isfinite(result.loss):
+        raise _Rejected(f"gave a non-finite loss with the backbone frozen ({result.loss})")
+    after = static.state().model
+    moved = [k for k in before if not is_head(k, head) and not np.array_equal(before[k], after[k])]
+    if moved:
+        raise _Rejected(f"changed the frozen backbone ({', '.join(moved[:3])})")
+
+
 def _race(static: TrainStep, reference: TrainStep, batch, trial: Trial,
           warm: Tuple[float, float]) -> Tuple[float, float]:
     """Median seconds per step of each engine over ``warm`` (a second step's times) and ``trial.steps``
@@ -224,7 +254,7 @@ def _race(static: TrainStep, reference: TrainStep, batch, trial: Trial,
     times: Dict[str, list] = {"static": [warm[0]], "dygraph": [warm[1]]}
     for _ in range(trial.steps):
         for name, step in (("static", static), ("dygraph", reference)):
-            result, seconds = _timed(lambda: step.train_batch(*batch))
+            result, seconds = _timed(lambda s=step: s.train_batch(*batch))
             times[name].append(seconds)
             if name == "static" and not np.isfinite(result.loss):
                 raise _Rejected("gave a non-finite loss in its first steps")

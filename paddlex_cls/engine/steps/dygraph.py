@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -34,7 +34,11 @@ def check_same_layout(own: Dict[str, Any], loaded: Dict[str, Any], what: str) ->
 def check_optimizer_state(model: paddle.nn.Layer, state: Dict[str, Any]) -> None:
     """Every accumulator of a .pdopt must belong to a parameter of this model with that parameter's shape (or be
     a scalar such as Adam's beta powers); Paddle would otherwise drop it silently and restart the optimizer."""
-    shapes = {p.name: list(p.shape) for p in model.parameters()}
+    check_accumulators({p.name: list(p.shape) for p in model.parameters()}, state)
+
+
+def check_accumulators(shapes: Dict[str, List[int]], state: Dict[str, Any]) -> None:
+    """:func:`check_optimizer_state` against the shapes of the parameters by variable name (any engine)."""
     for key, value in state.items():
         if not isinstance(value, (np.ndarray, paddle.Tensor)):
             continue  # LR_Scheduler, master_weights: plain values checked by their owners

@@ -30,6 +30,8 @@ class StepSpec:
         class_weights: loss weight per class, or None.
         backbone_lr_scale: LR multiplier of every parameter outside the head.
         freeze_epochs: epochs at the start with a frozen backbone (0 = never frozen).
+        accum_steps: batches per optimizer step (``Train.accum_steps``; ``train_group`` gets that many).
+        num_threads: CPU math threads of this process (None: every core it may use).
     """
 
     model_factory: Callable
@@ -47,3 +49,5 @@ class StepSpec:
     class_weights: Optional[np.ndarray] = None
     backbone_lr_scale: float = 1.0
     freeze_epochs: int = 0
+    accum_steps: int = 1
+    num_threads: Optional[int] = None

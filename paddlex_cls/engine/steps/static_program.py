@@ -10,7 +10,7 @@ Building in dygraph keeps builders that use eager tensors at construction time (
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
@@ -64,19 +64,20 @@ def capture_slots(layer: nn.Layer) -> Tuple[List[TensorSlot], StateDict]:
     return slots, values
 
 
-def bind_static(slots: List[TensorSlot]) -> Dict[str, paddle.pir.Value]:
+def bind_static(slots: List[TensorSlot], frozen: Collection[str] = ()) -> Dict[str, paddle.pir.Value]:
     """Put a static variable of the slot's name in every slot, for the program being built; returns them by name.
 
     Parameters keep the dygraph attributes the optimizer reads (trainable, own regularizer, LR multiplier,
-    gradient clipping); buffers become non-trainable parameters (persistable, never updated). Initial values are
-    zeros: the engine writes the real values into its scope.
+    gradient clipping); buffers become non-trainable parameters (persistable, never updated), and so do the
+    variables named in ``frozen`` (a frozen backbone). Initial values are zeros: the engine writes the real values
+    into its scope.
     """
     made: Dict[str, paddle.pir.Value] = {}
     for s in slots:
         if s.name not in made:
             made[s.name] = persistable_var(s.name, s.shape, s.dtype, paddle.ParamAttr(
-                name=s.name, trainable=s.trainable, regularizer=s.regularizer, learning_rate=s.learning_rate,
-                need_clip=s.need_clip))
+                name=s.name, trainable=s.trainable and s.name not in frozen, regularizer=s.regularizer,
+                learning_rate=s.learning_rate, need_clip=s.need_clip))
         table = s.owner._parameters if s.is_param else s.owner._buffers
         table[s.attr] = made[s.name]
     return made
@@ -108,26 +109,52 @@ def write_vars(scope, arrays: StateDict, place) -> None:
         scope.var(n).get_tensor().set(np.ascontiguousarray(a), place)
 
 
-def append_optimizer_step(optimizer: paddle.optimizer.Optimizer, loss: paddle.pir.Value,
-                          startup: paddle.static.Program) -> None:
-    """Append backward and update ops to the program being built, the way the dygraph ``optimizer.step()`` does.
-
-    ``minimize`` does not take parameter groups in static mode. Dygraph ``step()`` updates each group on its own
-    (gradient clipping per group, the group's weight decay), so this walks the groups the same way over one
-    backward pass, keeping the meaning of a ``build_optimizer`` optimizer identical on both engines.
-    """
+def trainable_params(optimizer: paddle.optimizer.Optimizer) -> List[paddle.pir.Value]:
+    """The parameters ``optimizer`` updates (over all its groups), in its order, without frozen ones."""
     groups = optimizer._param_groups
     grouped = bool(groups) and isinstance(groups[0], dict)
     params = [p for g in groups for p in g["params"]] if grouped else list(groups)
-    params_grads = optimizer.backward(loss, startup, parameters=[p for p in params if not p.stop_gradient])
+    return [p for p in params if not p.stop_gradient]
+
+
+def gradients(loss: paddle.pir.Value, params: Sequence[paddle.pir.Value],
+              also: Sequence[paddle.pir.Value] = ()) -> List[Tuple[paddle.pir.Value, Any]]:
+    """Append the backward pass of ``loss`` to the program being built: (parameter, gradient) pairs, as the static
+    ``optimizer.backward`` makes them (pairs without a gradient dropped).
+
+    Args:
+        also: values whose gradients are computed as well and dropped (see ``StaticStep._building``).
+    """
+    grads = paddle.autograd.ir_backward.grad(loss, list(params) + list(also))
+    return [(p, g) for p, g in zip(params, grads) if g is not None]
+
+
+def append_optimizer_step(optimizer: paddle.optimizer.Optimizer, loss: paddle.pir.Value,
+                          startup: paddle.static.Program, also: Sequence[paddle.pir.Value] = ()) -> None:
+    """Append backward and update ops to the program being built, the way the dygraph ``optimizer.step()`` does
+    (``also``: see :func:`gradients`)."""
+    apply_gradients(optimizer, gradients(loss, trainable_params(optimizer), also), startup)
+
+
+def apply_gradients(optimizer: paddle.optimizer.Optimizer, params_grads: List[Tuple[paddle.pir.Value, Any]],
+                    startup: paddle.static.Program) -> None:
+    """Append the update ops of ``optimizer`` for the given gradients to the program being built.
+
+    ``minimize`` does not take parameter groups in static mode. Dygraph ``step()`` updates each group on its own
+    (gradient clipping per group, the group's weight decay and LR multiplier), so this walks the groups the same
+    way, keeping the meaning of a ``build_optimizer`` optimizer identical on both engines.
+    """
+    groups = optimizer._param_groups
+    grouped = bool(groups) and isinstance(groups[0], dict)
     if optimizer._grad_clip is not None:
         # oneDNN's multiply fails on a blocked-layout gradient times the clip scale: clip plain copies
         params_grads = [(p, paddle.assign(g) if g is not None else None) for p, g in params_grads]
     if not grouped:
-        optimizer._apply_optimize(loss, startup, params_grads)
+        optimizer._apply_optimize(None, startup, params_grads)
         return
     grad_of = {p.name: g for p, g in params_grads}
     for idx, group in enumerate(groups):
         step = {k: v for k, v in group.items() if k != "params"}
         step["params"] = [(p, grad_of[p.name]) for p in group["params"] if grad_of.get(p.name) is not None]
-        optimizer._apply_optimize(loss, startup, step, param_group_idx=idx)
+        if step["params"]:
+            optimizer._apply_optimize(None, startup, step, param_group_idx=idx)
