@@ -58,6 +58,13 @@ def test_modes_table_drives_schema_and_files():
     assert [m.config_file for m in MODES.values()].count("config.yaml") == 1  # only train writes config.yaml
 
 
+def test_engine_table_drives_train_engine_choices():
+    from paddlex_cls.engine.steps import ENGINE_CHOICES, ENGINES
+
+    assert SCHEMA["Train"]["engine"].choices == ENGINE_CHOICES == ("auto",) + tuple(ENGINES)
+    assert SCHEMA["Train"]["engine"].default == "auto"
+
+
 def _modules_after(code: str) -> set:
     out = subprocess.run([sys.executable, "-c", f"import sys; {code}; print(' '.join(sys.modules))"],
                          capture_output=True, text=True, check=True, cwd=PACKAGE.parent).stdout

@@ -186,6 +186,7 @@ def _through_files(state: EngineState, folder) -> EngineState:
     return EngineState(*(paddle.load(str(folder / f"x.{ext}")) for ext in parts))
 
 
+@pytest.mark.slow  # the CLI test below checks the same through the training loop
 def test_static_resume_is_bit_exact(tmp_path):
     """Epoch 2 after a save/load equals epoch 2 of the uninterrupted run bit for bit (dropout, EMA, a last partial
     batch and the LR schedule included)."""

@@ -3,9 +3,18 @@ from __future__ import annotations
 
 import importlib
 
-from ..engines import ENGINES  # Train.engine value -> "module:class" (imported when built)
 from .base import EngineState, StepResult, TrainStep
 from .spec import StepSpec
+
+# Train.engine value -> "module:class" (imported when chosen, so paddle's static machinery loads only if used).
+# The schema spells the choices out (config/ imports no engine code); test_architecture keeps them equal.
+ENGINES = {
+    "dygraph": "paddlex_cls.engine.steps.dygraph:DygraphStep",
+    "static": "paddlex_cls.engine.steps.static:StaticStep",
+}
+
+#: the values of ``Train.engine``: ``auto`` decides between the engines per run (``choose.py``)
+ENGINE_CHOICES = ("auto",) + tuple(ENGINES)
 
 
 def build_step(name: str, spec: StepSpec) -> TrainStep:
@@ -14,4 +23,4 @@ def build_step(name: str, spec: StepSpec) -> TrainStep:
     return getattr(importlib.import_module(module), cls)(spec)
 
 
-__all__ = ["ENGINES", "EngineState", "StepResult", "StepSpec", "TrainStep", "build_step"]
+__all__ = ["ENGINES", "ENGINE_CHOICES", "EngineState", "StepResult", "StepSpec", "TrainStep", "build_step"]

@@ -25,8 +25,8 @@ import numpy as np
 import paddle
 
 from ...errors import ConfigError, RuntimeFailure
-from ..engines import ENGINE_CHOICES
 from ..optim import is_head
+from . import ENGINE_CHOICES
 from .base import EngineState, TrainStep
 from .spec import StepSpec
 
