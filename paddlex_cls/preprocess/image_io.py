@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# PaddleX's image suffixes, plus GIF (decoded through Pillow)
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pbm", ".pgm", ".ppm", ".pnm",
+              ".sr", ".ras", ".gif")
 # 178,956,970 is Pillow's own decompression-bomb limit (and PaddleX's refusal threshold); 100 MP covers any photo.
 MAX_PIXELS = 100_000_000
 Source = Union[str, os.PathLike, bytes]
