@@ -2,26 +2,36 @@
 
 PIR (``inference.json``) is Paddle 3's default. The legacy ``inference.pdmodel`` format needs
 ``FLAGS_enable_pir_api=0`` from process start, so that export runs in a child process with that flag.
+``format`` onnx or all adds ``inference.onnx`` (paddle2onnx, the ``[onnx]`` extra); onnx keeps only it and
+``inference.yml``.
+
+The folder is written whole into a hidden sibling (``.<name>.new``) and then swapped in by renames, as checkpoints
+are: a failed or interrupted export leaves the previous folder (or nothing), never a mix of old and new files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
-from typing import List, Optional
+from dataclasses import asdict, dataclass, replace
+from typing import Iterator, List, Optional
 
 import paddle
 import yaml
 
 from ..errors import RuntimeFailure
 from ..fileio import atomic_write_text
+from ..inference.model_dir import MODEL_FILES, ONNX_FILE, PARAMS_FILE
 from ..log import logger
 from ..models import get_entry
 from ..models.layers import re_parameterize_model
-from ..preprocess.spec import eval_sizes
+from ..preprocess.spec import eval_ops, eval_sizes
 from .checkpoint import load_checkpoint, load_weights
+
+FORMATS = ("paddle", "onnx", "all")
 
 
 class SoftmaxHead(paddle.nn.Layer):
@@ -47,23 +57,14 @@ class ExportSpec:
     input_size: Optional[int] = None
     pir: bool = True
     use_ema: bool = True
+    format: str = "paddle"  # paddle | onnx | all
 
 
 def inference_yml(spec: ExportSpec) -> dict:
-    pre = get_entry(spec.model_name).preprocess
-    sizes = eval_sizes(pre, spec.input_size)
-    resize = {"resize_short": sizes.resize_short}
-    if pre.interpolation != "bilinear":
-        resize["interpolation"] = pre.interpolation
+    """The ``inference.yml`` content: the eval ops of ``preprocess.spec`` (PaddleX's layout) and the class names."""
     return {
         "Global": {"model_name": spec.model_name},
-        "PreProcess": {"transform_ops": [
-            {"ResizeImage": resize},
-            {"CropImage": {"size": sizes.crop}},
-            {"NormalizeImage": {"mean": list(pre.mean), "std": list(pre.std), "scale": 1.0 / 255.0, "order": "",
-                                "channel_num": 3}},
-            {"ToCHWImage": None},
-        ]},
+        "PreProcess": {"transform_ops": eval_ops(get_entry(spec.model_name).preprocess, spec.input_size)},
         "PostProcess": {"Topk": {"topk": min(5, spec.num_classes), "label_list": list(spec.labels)}},
     }
 
@@ -82,9 +83,56 @@ def build_for_export(spec: ExportSpec) -> paddle.nn.Layer:
 
 
 def export_model(spec: ExportSpec) -> List[str]:
-    """Write the inference model and inference.yml into ``spec.out_dir``; returns the written file names."""
-    if not spec.pir and paddle.framework.use_pir_api():
-        return _export_in_child(spec)
+    """Write the inference folder ``spec.out_dir`` whole (see the module doc); returns its file names."""
+    if spec.format not in FORMATS:
+        raise ValueError(f"ExportSpec.format must be one of {FORMATS}, got {spec.format!r}")
+    if spec.format != "paddle":
+        from ..inference.to_onnx import require_paddle2onnx
+
+        require_paddle2onnx(f"Export.format={spec.format}")  # before the export work, not after
+    with _staged_folder(spec.out_dir) as staging:
+        staged = replace(spec, out_dir=staging)
+        if not spec.pir and paddle.framework.use_pir_api():
+            _export_in_child(staged)
+        else:
+            write_paddle_files(staged)
+        if spec.format != "paddle":
+            from ..inference.to_onnx import convert
+
+            convert(staging, os.path.join(staging, ONNX_FILE))
+        if spec.format == "onnx":
+            for name in (*MODEL_FILES, PARAMS_FILE, "inference.pdiparams.info"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(staging, name))
+        files = sorted(f for f in os.listdir(staging) if f.startswith("inference"))
+    logger.info("exported %s to %s: %s", spec.model_name, spec.out_dir, ", ".join(files))
+    return files
+
+
+@contextlib.contextmanager
+def _staged_folder(final: str) -> Iterator[str]:
+    """Yield ``.<name>.new`` beside ``final``; on success fsync its files and swap it in by renames."""
+    final = os.path.abspath(final)
+    parent, name = os.path.split(final)
+    tmp, old = os.path.join(parent, f".{name}.new"), os.path.join(parent, f".{name}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+        for fname in os.listdir(tmp):
+            with open(os.path.join(tmp, fname), "rb") as f:
+                os.fsync(f.fileno())
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(final):
+            os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_paddle_files(spec: ExportSpec) -> List[str]:
+    """Write the Paddle inference model and inference.yml into ``spec.out_dir`` (in place); returns file names."""
     net = SoftmaxHead(build_for_export(spec))
     size = eval_sizes(get_entry(spec.model_name).preprocess, spec.input_size).crop
     os.makedirs(spec.out_dir, exist_ok=True)
@@ -93,17 +141,15 @@ def export_model(spec: ExportSpec) -> List[str]:
     paddle.jit.save(static, os.path.join(spec.out_dir, "inference"))
     atomic_write_text(os.path.join(spec.out_dir, "inference.yml"),
                       yaml.safe_dump(inference_yml(spec), sort_keys=False, allow_unicode=True))
-    files = sorted(f for f in os.listdir(spec.out_dir) if f.startswith("inference"))
-    logger.info("exported %s to %s: %s", spec.model_name, spec.out_dir, ", ".join(files))
-    return files
+    return sorted(f for f in os.listdir(spec.out_dir) if f.startswith("inference"))
 
 
 def _export_in_child(spec: ExportSpec) -> List[str]:
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ, FLAGS_enable_pir_api="0",
                PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-    code = ("import json,sys; from paddlex_cls.engine.exporter import ExportSpec, export_model; "
-            "print(json.dumps(export_model(ExportSpec(**json.loads(sys.argv[1])))))")
+    code = ("import json,sys; from paddlex_cls.engine.exporter import ExportSpec, write_paddle_files; "
+            "print(json.dumps(write_paddle_files(ExportSpec(**json.loads(sys.argv[1])))))")
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(asdict(spec))], env=env, capture_output=True,
                           text=True)
     if proc.returncode != 0:

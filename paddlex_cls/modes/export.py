@@ -1,4 +1,8 @@
-"""``Global.mode=export``: ``Export.weight_path`` -> ``<output>/inference/`` (model files + inference.yml)."""
+"""``Global.mode=export``: ``Export.weight_path`` -> ``<output>/inference/`` (model files + inference.yml).
+
+``Export.format``: ``paddle`` (default) writes the Paddle files, ``onnx`` only ``inference.onnx``, ``all`` both;
+the folder appears whole (``engine.exporter``).
+"""
 from __future__ import annotations
 
 import os
@@ -15,6 +19,10 @@ def resolve_export(cfg: Dict[str, Any], overridden: frozenset) -> None:
     from ..engine.checkpoint import fetch
 
     g = cfg["Global"]
+    if cfg["Export"]["format"] != "paddle":
+        from ..inference.to_onnx import require_paddle2onnx
+
+        require_paddle2onnx(f"Export.format={cfg['Export']['format']}")  # before any download or export work
     inherit_training_settings(cfg, overridden, fetch(cfg["Export"]["weight_path"], WEIGHTS_KEY))
     entry = get_entry(g["model"])
     if g["input_size"] is not None:
@@ -34,5 +42,6 @@ def run_export(cfg: Dict[str, Any]) -> Dict[str, Any]:
     out_dir = os.path.join(g["output"], "inference")
     files = export_model(ExportSpec(model_name=g["model"], num_classes=num_classes, weights=weights, out_dir=out_dir,
                                     labels=class_names(weights, g["dataset_dir"], num_classes),
-                                    input_size=g["input_size"], pir=g["export_with_pir"]))
+                                    input_size=g["input_size"], pir=g["export_with_pir"],
+                                    format=cfg["Export"]["format"]))
     return {"done_flag": True, "inference_dir": out_dir, "files": files}
