@@ -115,7 +115,7 @@ def _stem_of(source: Source) -> Optional[str]:
 
 def expand_inputs(inputs: Union[InputItem, Iterable[InputItem]]) -> List[Source]:
     """Every image the input names, in order, each with a unique result name (see ``result_names``)."""
-    single = isinstance(inputs, (str, os.PathLike, np.ndarray, bytes, bytearray))
+    single = isinstance(inputs, (str, os.PathLike, np.ndarray, bytes, bytearray, dict))
     items = [inputs] if single else list(inputs)
     sources = [s for item in items for s in _sources(item)]
     for source, name in zip(sources, unique_stems([_stem_of(s) for s in sources])):
