@@ -4,8 +4,10 @@ Usage: python bench/predict_speed.py [--models PP-LCNet_x1_0 ResNet18] [--images
        [--paddlex ~/.cache/peers/pdxvenv/bin/python] [--work /tmp/predict_speed]
 
 It makes ``--images`` jpg images (224x224 content), exports each model with paddlex_cls at 224 px from random init
-(seed 0, 1000 classes, Paddle files and inference.onnx), then runs every measurement in a fresh process, the
-settings interleaved round by round (PaddleX, ours, PaddleX, ours...), all with OMP_NUM_THREADS=threads:
+(seed 0, 1000 classes, Paddle files and inference.onnx; BatchNorm statistics set from 16 of the images, so that the
+scores depend on the image and top-1 agreement means something: a random PP-LCNet otherwise outputs one constant
+distribution), then runs every measurement in a fresh process, the settings interleaved round by round (PaddleX,
+ours, PaddleX, ours...), all with OMP_NUM_THREADS=threads:
 
 - latency: per image, batch 1, end to end from the file to the top-5 (``list(model.predict(path))``), 10 warm-ups,
   then the median over all images; the printing + saving cost of a result (ours now, ours as it was with an fsync
@@ -161,16 +163,42 @@ def make_images(folder: Path, n: int) -> None:
         Image.fromarray(img).save(folder / f"img{i:04d}.jpg", quality=90)
 
 
-def export_models(work: Path, models) -> None:
+def child_export(args) -> dict:
+    """Export ``args.setting`` (a model name) into ``args.model_dir``: random init, calibrated BatchNorm."""
+    import paddle
+
+    from paddlex_cls.data.transforms import eval_transform
+    from paddlex_cls.engine.exporter import ExportSpec, export_model
+    from paddlex_cls.models import get_entry
+    from paddlex_cls.preprocess.image_io import load_image
+
+    entry = get_entry(args.setting)
+    paddle.seed(0)
+    net = entry.build(num_classes=1000)
+    transform = eval_transform(entry.preprocess)
+    batch = np.stack([transform(load_image(p)) for p in sorted(Path(args.image_dir).glob("*.jpg"))[:16]])
+
+    def set_stats(layer, inputs):
+        layer._mean.set_value(inputs[0].mean(axis=[0, 2, 3]))
+        layer._variance.set_value(inputs[0].var(axis=[0, 2, 3]))
+    hooks = [m.register_forward_pre_hook(set_stats) for m in net.sublayers() if isinstance(m, paddle.nn.BatchNorm2D)]
+    net.eval()
+    with paddle.no_grad():
+        net(paddle.to_tensor(batch))
+    for hook in hooks:
+        hook.remove()
+    weights = os.path.join(tempfile.mkdtemp(), "w.pdparams")
+    paddle.save(net.state_dict(), weights)
+    export_model(ExportSpec(model_name=args.setting, num_classes=1000, weights=weights, out_dir=args.model_dir,
+                            labels=[str(i) for i in range(1000)], input_size=224, format="all"))
+    return {"exported": args.model_dir}
+
+
+def export_models(work: Path, models, args) -> None:
     for name in models:
-        out = work / name
-        if (out / "inference.onnx").is_file():
-            continue
-        code = ("import paddle, sys; from paddlex_cls.engine.exporter import ExportSpec, export_model; "
-                "paddle.seed(0); export_model(ExportSpec(model_name=sys.argv[1], num_classes=1000, weights=None, "
-                "out_dir=sys.argv[2], labels=[str(i) for i in range(1000)], input_size=224, format='all'))")
-        subprocess.run([sys.executable, "-c", code, name, str(out)], check=True, env=_env(2, ours=True),
-                       capture_output=True)
+        if not (work / name / "inference.onnx").is_file():
+            run_child("export", sys.executable, {"model_dir": str(work / name), "setting": name, "what": "export",
+                                                 "bs": 1}, args)
 
 
 def _env(threads: int, ours: bool) -> dict:
@@ -188,7 +216,7 @@ def run_child(tool: str, python: str, job: dict, args) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--child", tool, "--model-dir", job["model_dir"], "--setting",
            job["setting"], "--what", job["what"], "--batch-size", str(job["bs"]),
            "--image-dir", str(args.work / "images"), "--threads", str(args.threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(args.threads, tool == "ours"), cwd=args.work)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(args.threads, tool != "paddlex"), cwd=args.work)
     if proc.returncode != 0:
         raise RuntimeError(f"{tool} {job} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -281,7 +309,7 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--paddlex", default=str(PADDLEX_PYTHON), help="PaddleX 3.7.2's python")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "predict_speed")
-    ap.add_argument("--child", choices=("ours", "paddlex"), help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=("ours", "paddlex", "export"), help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", help=argparse.SUPPRESS)
     ap.add_argument("--setting", help=argparse.SUPPRESS)
     ap.add_argument("--what", help=argparse.SUPPRESS)
@@ -294,12 +322,12 @@ def main() -> None:
     args = parse_args()
     if args.child:
         with contextlib.redirect_stdout(io.StringIO()):  # results printed by the libraries are not our output
-            out = (child_ours if args.child == "ours" else child_paddlex)(args)
+            out = {"ours": child_ours, "paddlex": child_paddlex, "export": child_export}[args.child](args)
         print(json.dumps(out))
         return
     args.work.mkdir(parents=True, exist_ok=True)
     make_images(args.work / "images", args.images)
-    export_models(args.work, args.models)
+    export_models(args.work, args.models, args)
     results = {m: {} for m in args.models}
     for rnd in range(args.rounds):
         print(f"round {rnd + 1}/{args.rounds}: {cpu_probe()}, load {os.getloadavg()[0]:.1f}", flush=True)
