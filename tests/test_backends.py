@@ -165,7 +165,8 @@ def test_hpi_config_forms():
     assert read_hpi_config({"backend": "onnxruntime", "backend_config": {"cpu_num_threads": 2}}).num_threads == 2
     assert read_hpi_config({"backend": "tensorrt", "backend_config": {"precision": "fp16"}}).run_mode == "trt_fp16"
     bad_cases = (({"backend": "om"}, "not available here"), ({"auto_config": False}, "no hpi_config.backend"),
-                 ({"backend": "paddle", "backend_config": {"cpu_threads": 0}}, "positive int"), ([1], "mapping"))
+                 ({"backend": "paddle", "backend_config": {"cpu_threads": 0}}, "positive int"), ([1], "mapping"),
+                 ({"backend": "paddle", "backend_config": {"run_mode": "fast"}}, "'fast' is unknown"))
     for bad, needle in bad_cases:
         with pytest.raises(ConfigError, match=needle):
             read_hpi_config(bad)

@@ -150,3 +150,18 @@ def test_api_accepts_paddlex_call_shapes(export, caplog, monkeypatch):
     assert len(list(model(str(images[0])))[0].class_ids) == 2
     with pytest.raises(ConfigError, match="run_mode 'fast' is unknown"):
         create_model(model_dir=str(model_dir), run_mode="fast")
+
+
+def test_predicting_imports_neither_the_model_zoo_nor_the_trainer(export):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    code = ("import sys; from paddlex_cls import create_model; "
+            f"list(create_model(model_dir={str(export[0])!r}).predict({str(export[1][0])!r})); "
+            "bad = [m for m in sys.modules if m.startswith(('paddlex_cls.models', 'paddlex_cls.engine'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]

@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional
 
 from ..errors import ConfigError
 from ..log import logger
+from .backends import RUN_MODES
 
 _KNOWN_KEYS = {"backend", "backend_config", "auto_config", "auto_paddle2onnx", "device_type", "device_id",
                "model_name", "hpi_info"}
@@ -53,6 +54,9 @@ def _bf16(backend_config: Dict[str, Any]) -> bool:
 def _run_mode(backend: str, backend_config: Dict[str, Any]) -> str:
     if backend == "paddle":
         mode = backend_config.get("run_mode") or ("mkldnn_bf16" if _bf16(backend_config) else "mkldnn")
+        if mode not in RUN_MODES:
+            raise ConfigError(f"hpi_config.backend_config.run_mode {mode!r} is unknown",
+                              f"use one of {', '.join(m for m in RUN_MODES if RUN_MODES[m].endswith('.paddle'))}")
         return str(mode)
     if backend == "onnxruntime":
         return "onnxruntime"

@@ -224,7 +224,7 @@ class Transform:
     def __call__(self, img: np.ndarray) -> np.ndarray:
         for op in self.ops:
             img = op(img)
-        return img
+        return img if img.dtype == np.float32 else img.astype(np.float32)  # no NormalizeImage: raw values
 
 
 def _parse(transform_ops: List[Dict[str, Any]]) -> List[Tuple[str, Dict[str, Any]]]:
