@@ -2,8 +2,12 @@
 
 ``import paddlex_cls`` is cheap; paddle is imported only when a model, the trainer or the predictor is used.
 """
-from .config import load_config
-from .errors import ConfigError, DatasetError, ModelError, PaddlexClsError, WeightsError
+from .quiet import silence_import_warnings
+
+silence_import_warnings()  # before anything imports paddle
+
+from .config import load_config  # noqa: E402
+from .errors import ConfigError, DatasetError, ModelError, PaddlexClsError, WeightsError  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["load_config", "create_model", "create_pipeline", "list_models", "build_model", "PaddlexClsError",

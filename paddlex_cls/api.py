@@ -39,7 +39,7 @@ class ClsModel:
         exported = self.predictor.info.model_name
         if model_name and exported and model_name != exported:
             logger.warning("model_name=%s but %s was exported from %s", model_name, model_dir, exported)
-        self.model_name = model_name or exported
+        self.model_name = exported or model_name  # the folder's own record wins
         self.model_dir = model_dir
 
     def predict(self, input: Any, batch_size: Optional[int] = None, topk: Optional[int] = None,  # noqa: A002
@@ -88,7 +88,8 @@ def create_model(model_name: Optional[str] = None, model_dir: Optional[str] = No
 
     Args:
         model_name: registry name; optional when ``model_dir`` is given (it is read from inference.yml).
-        model_dir: an exported inference folder (e.g. output/best_model/inference).
+        model_dir: an exported inference folder (e.g. output/best_model/inference); None = the official ImageNet
+            model of ``model_name``, downloaded and exported once into the cache (``PADDLEX_CLS_HOME``).
         device: ``cpu`` (default) or ``gpu:0`` etc.
         **kwargs: ``run_mode`` (None = fastest safe default; see ``inference.backends.RUN_MODES``),
             ``num_threads``, ``batch_size``, ``topk``, ``use_hpip``, ``hpi_config``; PaddleX's ``engine`` and
@@ -99,9 +100,13 @@ def create_model(model_name: Optional[str] = None, model_dir: Optional[str] = No
         >>> model = create_model("PP-LCNet_x1_0", model_dir="output/best_model/inference", use_hpip=True)
     """
     if not model_dir:
-        raise ConfigError(f"create_model(model_name={model_name!r}) needs model_dir: official weights cannot be "
-                          "downloaded automatically", "export a model (-o Global.mode=export) and pass "
-                          "model_dir='output/inference'")
+        if not model_name:
+            raise ConfigError("create_model() needs a model_name or a model_dir",
+                              "e.g. create_model('PP-LCNet_x1_0') for the official model, or model_dir='output/"
+                              "best_model/inference' for your export")
+        from .official_models import official_model_dir
+
+        model_dir = official_model_dir(model_name)
     _engine_options(kwargs.pop("engine", None), kwargs.pop("engine_config", None), kwargs)
     known = {"run_mode", "num_threads", "batch_size", "topk", "use_hpip", "hpi_config"}
     ignored = sorted(set(kwargs) - known)

@@ -2,25 +2,32 @@
 
 Exit codes: 0 success, 1 internal error (a bug: traceback shown), 2 config error, 3 dataset error, 4 model error,
 5 weights/checkpoint error, 6 run failure (e.g. a distributed worker died), 7 mode or feature not available,
-130 interrupted. Set PADDLEX_CLS_DEBUG=1 (or pass --debug) to see the traceback of a user error too.
+130 interrupted (SIGINT), 143 terminated (SIGTERM). Set PADDLEX_CLS_DEBUG=1 (or pass --debug) to see the
+traceback of a user error too.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
 import traceback
 from typing import Any, Dict, List, Optional
 
+from . import signals
 from .config import ConfigSource, read_config, save_config
 from .device import parse_device
 from .distributed_env import rank
-from .errors import ConfigError, PaddlexClsError
-from .fileio import atomic_write_json
+from .errors import ConfigError, PaddlexClsError, RuntimeFailure
+from .fileio import atomic_write_json, contains, ensure_writable_dir
 from .launcher import LOG_DIR_NAME, launch_command, launch_env, run_launch, should_launch
 from .log import logger, setup_logging
 from .modes import MODES
+from .signals import Terminated
+
+# A full disk, a quota, a read-only file system or a permission: the user's storage, not a bug (no traceback).
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +88,7 @@ def prepare(source: ConfigSource) -> Dict[str, Any]:
     """Complete the config for its mode (the mode's resolver reads the files it depends on) and save it."""
     cfg = source.values
     mode = MODES[cfg["Global"]["mode"]]
+    ensure_writable_dir(cfg["Global"]["output"], "Global.output")
     mode.resolve(cfg, source.overridden)
     if rank() == 0:
         save_config(cfg, os.path.join(cfg["Global"]["output"], mode.config_file))
@@ -117,8 +125,10 @@ def _launch(cfg: Dict[str, Any], device, source: ConfigSource) -> Dict[str, Any]
 def _write_failure(cfg: Optional[Dict[str, Any]], err: BaseException) -> None:
     if cfg is None or rank() != 0:
         return
-    mode = cfg["Global"]["mode"]
-    path = os.path.join(cfg["Global"]["output"], f"{mode}_result.json")
+    mode, out = cfg["Global"]["mode"], cfg["Global"]["output"]
+    if contains(out, cfg["Global"]["dataset_dir"]):  # never write into a user's dataset, not even a failure record
+        return
+    path = os.path.join(out, f"{mode}_result.json")
     try:
         atomic_write_json(path, {"done_flag": False, "err_type": type(err).__name__, "err_msg": str(err)})
     except OSError as e:  # the output folder itself may be the problem; the message on stderr still tells
@@ -129,6 +139,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("PADDLEX_CLS_DEBUG", "") not in ("", "0")
     setup_logging()
+    signals.install()
     cfg = None
     try:
         if args.pipeline or args.get_pipeline_config:
@@ -148,8 +159,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"paddlex_cls error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
+        _write_failure(cfg, RuntimeFailure("interrupted (SIGINT)"))
         print("paddlex_cls: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        _write_failure(cfg, RuntimeFailure("terminated (SIGTERM)"))
+        print("paddlex_cls: terminated", file=sys.stderr)
+        return Terminated.exit_code
+    except OSError as e:
+        if e.errno not in _STORAGE_ERRORS:
+            _write_failure(cfg, e)
+            raise
+        print(f"paddlex_cls error: cannot write {e.filename or 'the output'}: {e.strerror}\nHow to fix: free disk "
+              "space or choose a writable folder with -o Global.output=...", file=sys.stderr)
+        return RuntimeFailure.exit_code
     except Exception as e:  # a bug: record the failure for tools that read the result file, keep the traceback
         _write_failure(cfg, e)
         raise

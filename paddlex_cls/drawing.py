@@ -188,8 +188,9 @@ def _metrics(font: Font) -> tuple[int, int]:
     return int(font.getbbox("Ag")[3]), 0
 
 
-def draw_label(image: Image.Image, text: str, *, box_color: tuple[int, int, int] = DEFAULT_BOX_COLOR) -> Image.Image:
-    """A copy of ``image`` (RGB) with ``text`` drawn top-left on a filled box.
+def draw_label(image: Image.Image, text: str, *, box_color: tuple[int, int, int] = DEFAULT_BOX_COLOR,
+               bottom: bool = False) -> Image.Image:
+    """A copy of ``image`` (RGB) with ``text`` drawn top-left (or bottom-left) on a filled box.
 
     Images whose short side is below ``MIN_SIDE`` (128 px) are first upscaled by an integer factor with nearest
     neighbour, so the label stays legible and the pixels stay as they were; the returned image is then larger
@@ -216,15 +217,16 @@ def draw_label(image: Image.Image, text: str, *, box_color: tuple[int, int, int]
     ascent = max(_metrics(font)[0] for _, font in runs)
     descent = max(_metrics(font)[1] for _, font in runs)
     draw = ImageDraw.Draw(canvas)
-    draw.rectangle((0, 0, math.ceil(width) + 2 * pad, ascent + descent + 2 * pad), fill=box_color)
+    top = canvas.height - (ascent + descent + 2 * pad) if bottom else 0
+    draw.rectangle((0, top, math.ceil(width) + 2 * pad, top + ascent + descent + 2 * pad), fill=box_color)
     luminance = 0.299 * box_color[0] + 0.587 * box_color[1] + 0.114 * box_color[2]
     ink = (0, 0, 0) if luminance > 150 else (255, 255, 255)
     x = float(pad)
     for part, font in runs:
         if isinstance(font, ImageFont.FreeTypeFont):
             # A common baseline keeps runs in different fonts on one line.
-            draw.text((x, pad + ascent), part, font=font, fill=ink, anchor="ls")
+            draw.text((x, top + pad + ascent), part, font=font, fill=ink, anchor="ls")
         else:
-            draw.text((x, pad), part, font=font, fill=ink)
+            draw.text((x, top + pad), part, font=font, fill=ink)
         x += font.getlength(part)
     return canvas

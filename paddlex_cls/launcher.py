@@ -62,8 +62,15 @@ def launch_env(device: Device) -> Dict[str, str]:
     return env
 
 
+def _tail(text: str, lines: int = 6) -> str:
+    kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
+    return "\n    ".join(ln[:300] for ln in kept) if kept else "(empty log)"
+
+
 def worker_errors(log_dir: str) -> List[str]:
-    """The error each failed worker printed, rank by rank (ours first, else its last traceback)."""
+    """What each worker's log says went wrong, rank by rank: our own error first, else its last traceback, else
+    (a worker that died without either, e.g. at start-up or killed) the tail of its log. Collective timeouts and
+    bare tails are listed after real errors: they are usually victims of another rank's failure."""
     found = []
     for path in sorted(glob.glob(os.path.join(log_dir, "workerlog.*")),
                        key=lambda p: int(p.rsplit(".", 1)[-1]) if p.rsplit(".", 1)[-1].isdigit() else 0):
@@ -78,9 +85,10 @@ def worker_errors(log_dir: str) -> List[str]:
         if tb >= 0:
             tail = text[tb:].strip().splitlines()
             last = [ln for ln in tail if ln and not ln.startswith(" ")][-1]
-            # A gloo/collective timeout is usually the victim of another rank's failure: list it last.
             victim = "timeout" in last.lower() or "gloo" in last.lower()
             found.append((1 if victim else 0, f"rank {rank}: {last} (see {path})"))
+        elif "training done" not in text:
+            found.append((2, f"rank {rank} stopped without an error message; {path} ends with:\n    {_tail(text)}"))
     return [msg for _, msg in sorted(found, key=lambda x: x[0])]
 
 

@@ -14,6 +14,7 @@ import yaml
 from .config import read_yaml
 from .errors import ConfigError
 from .fileio import atomic_write_text
+from .log import logger
 from .results import ClsResult
 
 PIPELINE_NAME = "image_classification"
@@ -24,7 +25,7 @@ DEFAULT_CONFIG: Dict[str, Any] = {
         MODULE_KEY: {
             "module_name": "image_classification",
             "model_name": "PP-LCNet_x0_5",
-            "model_dir": None,  # official models cannot be downloaded here: point this at an exported folder
+            "model_dir": None,  # null: the official ImageNet model of model_name
             "batch_size": 4,
             "topk": 5,
         },
@@ -44,8 +45,8 @@ def write_pipeline_config(name: str, save_path: str) -> str:
     """Write ``<save_path>/<name>.yaml`` (a folder) or ``save_path`` itself (a .yaml path); returns the path."""
     _check_name(name)
     path = save_path if save_path.endswith((".yaml", ".yml")) else os.path.join(save_path, f"{name}.yaml")
-    text = ("# General Image Classification pipeline (paddlex_cls). Set SubModules.ImageClassification.model_dir to\n"
-            "# an exported inference folder, e.g. output/best_model/inference.\n")
+    text = ("# General Image Classification pipeline (paddlex_cls). SubModules.ImageClassification.model_dir: an\n"
+            "# exported inference folder (e.g. output/best_model/inference), or null for the official model_name.\n")
     atomic_write_text(path, text + yaml.safe_dump(DEFAULT_CONFIG, sort_keys=False))
     return path
 
@@ -72,15 +73,13 @@ def load_pipeline_config(pipeline: str, config: Optional[Dict[str, Any]] = None,
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) SubModules.{MODULE_KEY}.{', '.join(sorted(unknown))}",
                           f"valid keys: {', '.join(sorted(_MODULE_KEYS))}")
+    if overrides.get("model_dir") and not overrides.get("model_name"):
+        module["model_name"] = None  # a folder given on the command line names its own model (inference.yml)
     module.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("batch_size", "topk"):
         if not isinstance(module.get(key), int) or module[key] < 1:
             raise ConfigError(f"{source}: SubModules.{MODULE_KEY}.{key} must be a positive int, got "
                               f"{module.get(key)!r}", f"e.g. {key}: 1")
-    if not module.get("model_dir"):
-        raise ConfigError(f"{source}: SubModules.{MODULE_KEY}.model_dir is null; official models cannot be "
-                          "downloaded here", "set it to an exported inference folder (e.g. "
-                          "output/best_model/inference) in the YAML, or pass --model_dir")
     return data
 
 
@@ -105,6 +104,7 @@ class ClsPipeline:
         self.model = create_model(model_name=m.get("model_name"), model_dir=m["model_dir"], device=device or "cpu",
                                   batch_size=m["batch_size"], topk=m["topk"],
                                   **_hpi_options(config, use_hpip, hpi_config), **model_options)
+        logger.info("pipeline %s: model %s from %s", PIPELINE_NAME, self.model.model_name, self.model.model_dir)
 
     def predict(self, input: Any, topk: Optional[int] = None, batch_size: Optional[int] = None,  # noqa: A002
                 **kwargs: Any) -> Iterator[ClsResult]:

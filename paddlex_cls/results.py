@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image
 
 from .drawing import draw_label
+from .fileio import atomic_path
 
 IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
-
-
-def _write_whole(path: str, writer: Callable[[str], None]) -> None:
-    """``writer(tmp)`` then rename onto ``path``: readers never see a partial file (no fsync; see sync_saved)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def sync_saved() -> None:
@@ -103,11 +90,8 @@ class ClsResult:
         """Write ``<name>_res.json`` into the folder ``save_path`` (or to ``save_path`` itself); returns the path."""
         path = self._target(save_path, ".json")
         text = json.dumps(self.json, indent=indent, ensure_ascii=ensure_ascii) + "\n"
-
-        def write(tmp: str) -> None:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-        _write_whole(path, write)
+        with atomic_path(path, durable=False) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
         return path
 
     def save_to_img(self, save_path: str) -> str:
@@ -116,7 +100,8 @@ class ClsResult:
         path = self._target(save_path, ext if ext in IMAGE_FORMATS else ".png")
         fmt, options = _image_format(path)
         image = self.img["res"]
-        _write_whole(path, lambda tmp: image.save(tmp, format=fmt, **options))
+        with atomic_path(path, durable=False) as tmp:
+            image.save(tmp, format=fmt, **options)
         return path
 
 

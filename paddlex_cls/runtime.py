@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from . import distributed_env
+from . import distributed_env, signals
 from .device import Device, parse_device
 from .errors import ConfigError
 from .log import logger
@@ -45,6 +45,7 @@ def setup_runtime(global_cfg: dict, single_card: bool = False) -> Runtime:
     """
     import paddle
 
+    signals.install()  # paddle's import replaced the handlers with its C++ crash reporter
     device = parse_device(global_cfg["device"])
     if single_card and device.distributed:
         logger.info("Global.device=%s: this mode uses one card, %s", device, device.first())

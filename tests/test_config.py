@@ -160,7 +160,11 @@ def test_defaults_fill_optional_keys_and_model_from_stem(tmp_path):
 def test_paddlex_optional_keys_accepted(cfg_file):
     keys = ["Global.export_with_pir=False", "Train.dy2st=True", "Train.uniform_output_enabled=False",
             "Train.dist_ips=1.1.1.1", "Train.basic_config_path=x.yaml", "CheckDataset.convert.src_dataset_type=null"]
-    load_config(cfg_file, keys)
+    cfg = load_config(cfg_file, keys)
+    assert cfg["Global"]["export_with_pir"] is False
+    assert cfg["Train"]["dy2st"] is True and cfg["Train"]["uniform_output_enabled"] is False
+    assert cfg["Train"]["dist_ips"] == "1.1.1.1" and cfg["Train"]["basic_config_path"] == "x.yaml"
+    assert cfg["CheckDataset"]["convert"]["src_dataset_type"] is None
 
 
 def test_save_config_roundtrip(cfg_file, tmp_path):
@@ -168,3 +172,8 @@ def test_save_config_roundtrip(cfg_file, tmp_path):
     save_config(cfg, tmp_path / "o" / "config.yaml")
     again = load_config(tmp_path / "o" / "config.yaml")
     assert again == cfg
+
+
+def test_deeply_nested_override_value_is_a_config_error(cfg_file):
+    with pytest.raises(ConfigError, match="nests lists/mappings more than"):
+        load_config(cfg_file, ["Predict.input=" + "[" * 5000 + "]" * 5000])

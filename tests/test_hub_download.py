@@ -157,7 +157,7 @@ def test_a_cached_file_corrupted_by_hand_is_downloaded_again(server, caplog):
 
 def test_a_download_that_is_not_weights_is_not_cached(server):
     url = server.route("/html/model.pdparams", body=b"<html>login required</html>")
-    with pytest.raises(WeightsError, match="the downloaded file is unusable: .*not a Paddle weights file"):
+    with pytest.raises(WeightsError, match="the downloaded file is unusable: .*not a Paddle file"):
         cached(url)
     assert entries(server_dest(url).parent) == []
 

@@ -222,7 +222,7 @@ def test_truncated_file_is_a_clear_error(tmp_path):
 def test_not_a_weights_file_is_a_clear_error(tmp_path):
     path = tmp_path / "page.pdparams"
     path.write_text("<html><body>404 Not Found</body></html>")
-    with pytest.raises(WeightsError, match="corrupt or not a Paddle weights file"):
+    with pytest.raises(WeightsError, match="corrupt or not a Paddle file"):
         load_paddle_file(str(path))
     with pytest.raises(WeightsError, match="does not exist"):
         load_paddle_file(str(tmp_path / "missing.pdparams"))

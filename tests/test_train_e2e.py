@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from .conftest import CONFIG_DIR, make_dataset, run_cli
@@ -41,7 +42,8 @@ def test_train_output_tree(trained):
                 "epoch_2/epoch_2.pdstates"]:
         assert (out / rel).is_file(), rel
     assert list(out.glob("vdlrecords.*.log"))
-    assert not list(out.glob(".*"))  # no temp folders left behind
+    assert [p.name for p in out.glob(".*")] == [".paddlex_cls.lock"]  # no temp folders left behind
+    assert "ccache" not in proc.stderr and "not support input out tensor" not in proc.stderr  # harmless noise
     res = json.loads((out / "train_result.json").read_text())
     assert res["done_flag"] is True and res["model_name"] == MODEL
     assert set(res["models"]) == {"last_1", "last_2", "best"}
@@ -78,6 +80,23 @@ def test_evaluate_reads_training_config(trained, tmp_path):
     details = json.loads((tmp_path / "evaluate_details.json").read_text())
     assert np.array(details["confusion_matrix"]).sum() == 3
     assert (tmp_path / "confusion_matrix.png").is_file()
+    # The saved config records the values evaluate used (inherited before saving), not the model file's.
+    used = yaml.safe_load((tmp_path / "evaluate_config.yaml").read_text())
+    assert (used["Train"]["num_classes"], used["Global"]["input_size"]) == (3, 32)
+    assert used["Evaluate"]["batch_size"] == used["Train"]["batch_size"]  # null resolved to the train batch size
+
+
+def test_check_dataset_never_overwrites_a_training_config(trained, tmp_path):
+    data, out, _ = trained
+    before = (out / "config.yaml").read_bytes()
+    proc = run_cli("-c", CFG, "-o", "Global.mode=check_dataset", "-o", f"Global.dataset_dir={data}",
+                   "-o", f"Global.output={out}", "-o", "Train.num_classes=10", "-o", "Global.input_size=64")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "config.yaml").read_bytes() == before and (out / "check_dataset_config.yaml").is_file()
+    ev = run_cli("-c", CFG, "-o", "Global.mode=evaluate", "-o", f"Global.dataset_dir={data}", "-o",
+                 f"Global.output={tmp_path}", "-o", "Global.device=cpu",
+                 "-o", f"Evaluate.weight_path={out}/best_model/best_model.pdparams")
+    assert ev.returncode == 0 and "using num_classes=3, input_size=32" in ev.stderr, ev.stderr[-3000:]
 
 
 def test_export_both_formats_and_predict(trained, tmp_path):
@@ -202,3 +221,23 @@ def test_python_api(trained, tmp_path):
     path = r.save_to_json(str(tmp_path))
     assert json.loads(open(path).read())["res"]["class_ids"] == r.class_ids
     assert r.save_to_img(str(tmp_path)).endswith("2_0_res.png")
+
+
+def test_evaluate_test_split_with_error_report(trained, tmp_path):
+    data, out, _ = trained
+    (data / "test.txt").write_text((data / "train.txt").read_text())
+    try:
+        proc = run_cli("-c", CFG, "-o", "Global.mode=evaluate", "-o", f"Global.dataset_dir={data}", "-o",
+                       f"Global.output={tmp_path}", "-o", "Global.device=cpu", "-o", "Evaluate.split=test",
+                       "-o", "Evaluate.save_errors=true",
+                       "-o", f"Evaluate.weight_path={out}/best_model/best_model.pdparams")
+    finally:
+        (data / "test.txt").unlink()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "evaluate_result.json").read_text())
+    assert set(res["metrics"]) == {"test.top1", "test.top5"} and "9 samples of test" in proc.stderr
+    details = json.loads((tmp_path / "evaluate_details.json").read_text())
+    assert sum(v["support"] for v in details["per_class"].values()) == 9 and "f1" in details["macro"]
+    wrong = (tmp_path / "misclassified.txt").read_text().splitlines()[1:]
+    assert len(wrong) == round(9 * (1 - res["metrics"]["test.top1"]))
+    assert (tmp_path / "misclassified.png").is_file() == bool(wrong)

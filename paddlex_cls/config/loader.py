@@ -78,10 +78,10 @@ def _apply(cfg: Dict[str, Any], ov: Override) -> None:
         node[last] = coerce(ov.key, field, Raw(ov.raw))
     elif isinstance(node, list):
         idx = _index(node, last, ov, len(ov.path) - 1, allow_append=True)
-        value = yaml_value(ov.raw)
+        value = yaml_value(ov.raw, ov.key)
         node.append(value) if idx == len(node) else node.__setitem__(idx, value)
     elif isinstance(node, dict) and _inside_free_value(ov.path):
-        node[last] = yaml_value(ov.raw)
+        node[last] = yaml_value(ov.raw, ov.key)
     else:
         raise ConfigError(f"unknown config key {ov.key} (from -o {ov.key}={ov.raw})", _suggest(ov.key))
 

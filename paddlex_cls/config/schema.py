@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
-from ..inference.backends import RUN_MODES  # plain data: the table of backends names the run modes
+from ..inference.backends import RUN_MODES  # plain data: the backend table names the run modes
 from ..modes import MODES  # plain data: the table of modes names the choices of Global.mode
 
 DEMO_DATASET = "./dataset/digits_demo"
@@ -75,18 +75,26 @@ SCHEMA: Dict[str, Any] = {
     },
     "CheckDataset": {
         "convert": {
-            "enable": _f("bool", False, "convert the dataset from another format first"),
-            "src_dataset_type": _f("str", None, "format to convert from"),
+            "enable": _f("bool", False, "convert the dataset from another format first (label.txt and lists written "
+                                        "beside the images; existing lists kept as .bak)"),
+            "src_dataset_type": _f("str", None, "format to convert from: ImageFolder = a folder per class, "
+                                                "<class>/<images> or train|val|test/<class>/<images> (PaddleX's "
+                                                "LabelMe-style conversion is not provided); required with enable"),
         },
         "split": {
-            "enable": _f("bool", False, "re-split train+val into new train.txt/val.txt (originals kept as .bak)"),
+            "enable": _f("bool", False, "re-split train+val by image into new train.txt/val.txt (originals kept as "
+                                        ".bak; both lists replaced together)"),
             "train_percent": _f("int", None, "percent of samples for train; with val_percent sums to 100", ge=1, le=99),
-            "val_percent": _f("int", None, "percent of samples for val", ge=1, le=99),
-            "seed": _f("int", 0, "(ours) shuffle seed, so the same data and seed give the same split"),
+            "val_percent": _f("int", None, "percent of samples for val; also the val share of each class folder "
+                                           "when converting an ImageFolder without val/ (null there = 20)",
+                              ge=1, le=99),
+            "seed": _f("int", 0, "(ours) shuffle seed of split and convert, so the same data and seed give the same "
+                                 "lists"),
         },
-        "verify_images": _f("str", "header", "(ours) header: read each image header; full: decode every image",
-                            choices=("header", "full")),
-        "num_workers": _f("int", None, "(ours) processes for full decoding; null = all cores", ge=1),
+        "verify_images": _f("str", "header", "(ours) header: read each distinct image's header; full: decode every "
+                                             "distinct image as training does", choices=("header", "full")),
+        "num_workers": _f("int", None, "(ours) processes for the image checks; null = all cores (under 2048 "
+                                       "distinct images: checked in the main process)", ge=1),
         "max_errors": _f("int", 50, "(ours) how many problems to list before summarising the rest", ge=1),
     },
     "Train": {
@@ -119,18 +127,24 @@ SCHEMA: Dict[str, Any] = {
         "use_shared_memory": _f("bool", False, "(ours) shared memory in the data loader"),
     },
     "Evaluate": {
-        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to evaluate"),
+        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to evaluate; null = the "
+                          "official ImageNet weights of Global.model", nullable=True),
         "log_interval": _f("int", 1, "log every N iterations", ge=1),
         "batch_size": _f("int", None, "(ours) eval batch size; null = Train.batch_size", ge=1),
+        "split": _f("str", "val", "(ours) the list to evaluate: val.txt or test.txt", choices=("val", "test")),
+        "save_errors": _f("bool", False, "(ours) write misclassified.txt and misclassified.png (up to 64 images)"),
     },
     "Export": {
-        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to export"),
+        "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to export; null = the "
+                          "official ImageNet weights of Global.model", nullable=True),
         "format": _f("str", "paddle", "(ours) paddle: Paddle files; onnx: inference.onnx only (pip install "
                      "\"paddlex_cls[onnx]\"); all: both", choices=("paddle", "onnx", "all")),
     },
     "Predict": {
         "batch_size": _f("int", 1, "images per inference batch", ge=1),
-        "model_dir": _f("str", "output/best_model/inference", "exported inference folder"),
+        "model_dir": _f("str", "output/best_model/inference", "exported inference folder; null = the official "
+                        "ImageNet model of Global.model (downloaded and exported once into the cache)",
+                        nullable=True),
         "input": _f("str_or_list", None, "image path, folder, URL, or a list of them"),
         "topk": _f("int", 5, "(ours) how many classes per result", ge=1),
         "use_hpip": _f("bool", False, "high-performance inference: the backend hpi_config names, else the fastest "

@@ -20,8 +20,25 @@ class Raw(str):
     """An override's text, not yet typed (a YAML value from a file is already typed)."""
 
 
-def yaml_value(text: str) -> Any:
+MAX_NESTING = 20  # a config value never nests deeper; thousands of brackets would exhaust the parser's recursion
+
+
+def _nesting(text: str) -> int:
+    depth = deepest = 0
+    for ch in text:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def yaml_value(text: str, key: str = "") -> Any:
     """Type a free-form value as a YAML scalar or flow collection (``[1,2]``, ``{a: 1}``, ``1e-3``)."""
+    if _nesting(text) > MAX_NESTING:
+        raise ConfigError(f"the value of {key or 'an override'} nests lists/mappings more than {MAX_NESTING} deep",
+                          "give a flat value, e.g. -o Predict.input=[a.jpg,b.jpg]")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
@@ -91,7 +108,7 @@ def coerce_raw(key: str, field: Field, text: str) -> Any:
             return float(_unquote(text))
         except ValueError:
             raise _bad(key, field, text, "a float") from None
-    parsed = yaml_value(text)
+    parsed = yaml_value(text, key)
     if t == "str_or_list":
         return [str(v) for v in parsed] if isinstance(parsed, list) else _unquote(text)
     if t == "list":

@@ -1,70 +1,74 @@
-"""Checking that every listed image is readable: its header (fast, default) or a full decode (``verify_images: full``).
+"""Validating a whole dataset: every line of every list, every distinct image, and no image in two splits.
 
-Work is spread over processes in chunks because PIL holds the GIL while parsing, and 100,000 headers must be
-checked in well under 30 s on 2 cores.
+The lists are read once, line by line, into compact arrays (``data.annotations``); each distinct image is checked
+once however often it is listed, by ``ImageChecker`` in worker processes that start while the lists are still being
+read.
 """
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
-from typing import List, Optional, Sequence, Tuple
+from itertools import combinations
+from typing import Dict, List, Optional, Tuple
 
-from PIL import Image
-
-from ..data.annotations import SPLIT_FILES, Annotations, Problem, Sample, parse_dataset
-
-Job = Tuple[str, int, str]  # (list file name, line, absolute image path)
-_INLINE_LIMIT = 2000  # below this, process start-up costs more than it saves
-_CHUNK = 2000
-
-
-def image_problem(path: str, full: bool) -> Optional[str]:
-    """Why the image at ``path`` is unreadable, or None when it is fine."""
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if full:
-                img.load()
-    except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError, ...)
-        return f"unreadable image ({type(e).__name__}: {e})"
-    if width < 1 or height < 1:
-        return f"image has size {width}x{height}"
-    return None
+from ..data.annotations import (
+    KEEP_PER_FILE,
+    SPLIT_FILES,
+    Annotations,
+    Problem,
+    add_image_problems,
+    parse_dataset,
+    quote,
+)
+from .image_check import ImageChecker
 
 
-def _check_chunk(jobs: Sequence[Job], full: bool) -> List[Problem]:
+def present_splits(root: str) -> Tuple[str, ...]:
+    """train and val (required), plus test when ``test.txt`` exists."""
+    return ("train", "val") + (("test",) if os.path.isfile(os.path.join(root, SPLIT_FILES["test"])) else ())
+
+
+def _first_lines(ann: Annotations, split: str, wanted: set) -> Dict[int, int]:
+    found: Dict[int, int] = {}
+    samples = ann.splits[split]
+    for line, pid in zip(samples.lines, samples.path_ids):
+        if pid in wanted and pid not in found:
+            found[pid] = line
+    return found
+
+
+def overlap_problems(ann: Annotations) -> List[Problem]:
+    """One problem per image listed in two splits, at its first line in the first, naming the line in the other."""
     problems = []
-    for file, line, path in jobs:
-        why = image_problem(path, full)
-        if why:
-            problems.append(Problem(file, line, f"{os.path.basename(path)}: {why}"))
+    present = {split: set(samples.path_ids) for split, samples in ann.splits.items()}
+    for a, b in combinations(ann.splits, 2):
+        both = present[a] & present[b]
+        if not both:
+            continue
+        lines_a, lines_b = _first_lines(ann, a, both), _first_lines(ann, b, both)
+        for pid in sorted(both, key=lines_a.__getitem__):
+            problems.append(Problem(SPLIT_FILES[a], lines_a[pid], f"image {quote(ann.paths.display(pid))} is also "
+                                    f"listed in {SPLIT_FILES[b]}:{lines_b[pid]}; an image belongs in one split only "
+                                    f"(a {b} image seen in {a} makes the {b} score meaningless)"))
     return problems
 
 
-def check_images(split_samples: Sequence[Tuple[str, Sequence[Sample]]], full: bool = False,
-                 workers: Optional[int] = None) -> List[Problem]:
-    """Check every sample's image; returns problems in file/line order.
+def validate_dataset(root: str, verify: str = "header", workers: Optional[int] = None, max_errors: int = 50,
+                     splits: Optional[Tuple[str, ...]] = None, allow_overlap: bool = False) -> Annotations:
+    """Parse and check every line and image of the dataset; raises DatasetError listing all problems.
 
     Args:
-        split_samples: (list file name, samples) pairs.
-        full: decode the whole image rather than the header only.
-        workers: processes to use; None = all cores.
+        root: the dataset folder.
+        verify: ``header`` reads each image's header, ``full`` decodes each image.
+        workers: processes for the image checks; None = all cores.
+        max_errors: problems listed in the error (all are counted).
+        splits: list files to read; None = train, val and test when test.txt exists.
+        allow_overlap: accept images listed in two splits (a re-split is about to fix that).
     """
-    jobs = [(file, s.line, s.path) for file, samples in split_samples for s in samples]
-    workers = workers or os.cpu_count() or 1
-    if len(jobs) <= _INLINE_LIMIT or workers == 1:
-        return _check_chunk(jobs, full)
-    chunks = [jobs[i:i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(_check_chunk, chunks, [full] * len(chunks))
-        return [p for chunk in results for p in chunk]
-
-
-def validate_dataset(root: str, verify: str = "header", workers: Optional[int] = None, max_errors: int = 50,
-                     splits: Tuple[str, ...] = ("train", "val")) -> Annotations:
-    """Parse and check every line and image of the dataset; raises DatasetError listing all problems."""
-    ann = parse_dataset(root, splits)
-    ann.problems += check_images([(SPLIT_FILES[s], ann.splits[s]) for s in splits], full=verify == "full",
-                                 workers=workers)
+    with ImageChecker(full=verify == "full", workers=workers) as checker:
+        ann = parse_dataset(root, splits or present_splits(root), check_exists=False, on_paths=checker,
+                            keep=max(max_errors, KEEP_PER_FILE))
+        add_image_problems(ann, checker.results())
+    if not allow_overlap:
+        ann.problems.extend(overlap_problems(ann), kind="overlap")
     ann.raise_if_problems(max_errors)
     return ann

@@ -17,7 +17,8 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import paddle
 
-from ..errors import WeightsError
+from ..errors import RuntimeFailure, WeightsError
+from ..fileio import mark_owned, replace_dir
 from ..hub import (
     cached_download,
     load_paddle_file,
@@ -28,30 +29,53 @@ from ..hub import (
 )
 from ..log import logger
 
+CHECKPOINT_EXTS = (".pdparams", ".pdopt", ".pdstates", ".pdema")
+
+
+def _check_finite(state: Dict[str, Any], what: str) -> None:
+    for key, value in state.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise RuntimeFailure(f"refusing to save {what}: {key} holds NaN or inf values",
+                                 "training diverged: lower Train.learning_rate or set Train.grad_clip (e.g. 5.0)")
+
 
 def save_checkpoint(out_dir: str, name: str, model: Dict[str, Any], optimizer: Optional[Dict[str, Any]] = None,
                     states: Optional[Dict[str, Any]] = None, ema: Optional[Dict[str, Any]] = None) -> str:
-    """Write ``<out_dir>/<name>/<name>.*`` (state dicts of numpy arrays) atomically as a set; returns the folder."""
+    """Write ``<out_dir>/<name>/<name>.*`` (state dicts of numpy arrays) atomically as a set; returns the folder.
+
+    Non-finite weights are never saved; a folder named ``<name>`` that paddlex_cls did not write is never replaced;
+    a failed write (disk full, interrupt) leaves the previous set and no partial folder behind.
+    """
+    _check_finite(model, f"{name} weights")
+    if ema is not None:
+        _check_finite(ema, f"{name} EMA weights")
     final = os.path.join(out_dir, name)
     tmp = os.path.join(out_dir, f".{name}.new")
-    old = os.path.join(out_dir, f".{name}.old")
     shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    prefix = os.path.join(tmp, name)
-    paddle.save(model, prefix + ".pdparams")
-    if optimizer is not None:
-        paddle.save(optimizer, prefix + ".pdopt")
-    if ema is not None:
-        paddle.save(ema, prefix + ".pdema")
-    paddle.save(dict(states or {}), prefix + ".pdstates")
-    for fname in os.listdir(tmp):
-        with open(os.path.join(tmp, fname), "rb") as f:
-            os.fsync(f.fileno())
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(final):
-        os.rename(final, old)
-    os.rename(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.makedirs(tmp)
+        prefix = os.path.join(tmp, name)
+        paddle.save(model, prefix + ".pdparams")
+        if optimizer is not None:
+            paddle.save(optimizer, prefix + ".pdopt")
+        if ema is not None:
+            paddle.save(ema, prefix + ".pdema")
+        paddle.save(dict(states or {}), prefix + ".pdstates")
+        mark_owned(tmp)
+        for fname in os.listdir(tmp):
+            with open(os.path.join(tmp, fname), "rb") as f:
+                os.fsync(f.fileno())
+        replace_dir(tmp, final, legacy_names=[name + ext for ext in CHECKPOINT_EXTS] + ["inference"])
+    except FileExistsError:
+        raise RuntimeFailure(f"{final} exists and was not written by paddlex_cls; refusing to replace it",
+                             "choose another -o Global.output (training never deletes folders it did not create)"
+                             ) from None
+    except OSError as e:
+        raise RuntimeFailure(f"cannot write checkpoint {final}: {e.strerror or e}",
+                             "free disk space or choose a writable -o Global.output") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 

@@ -23,15 +23,18 @@ import paddle
 import yaml
 
 from ..errors import RuntimeFailure
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, mark_owned, replace_dir
 from ..inference.model_dir import MODEL_FILES, ONNX_FILE, PARAMS_FILE
 from ..log import logger
 from ..models import get_entry
 from ..models.layers import re_parameterize_model
 from ..preprocess.spec import eval_ops, eval_sizes
+from ..quiet import drop_stderr_lines
 from .checkpoint import load_checkpoint, load_weights
 
 FORMATS = ("paddle", "onnx", "all")
+# what an export folder holds: a folder with only these (written before owner marks existed) may be replaced
+EXPORT_FILES = (*MODEL_FILES, PARAMS_FILE, "inference.pdiparams.info", "inference.yml", ONNX_FILE)
 
 
 class SoftmaxHead(paddle.nn.Layer):
@@ -61,7 +64,7 @@ class ExportSpec:
 
 
 def inference_yml(spec: ExportSpec) -> dict:
-    """The ``inference.yml`` content: the eval ops of ``preprocess.spec`` (PaddleX's layout) and the class names."""
+    """The predictor's only input: model name, the eval ops (``preprocess.spec.eval_ops``), top-k and names."""
     return {
         "Global": {"model_name": spec.model_name},
         "PreProcess": {"transform_ops": eval_ops(get_entry(spec.model_name).preprocess, spec.input_size)},
@@ -111,22 +114,26 @@ def export_model(spec: ExportSpec) -> List[str]:
 
 @contextlib.contextmanager
 def _staged_folder(final: str) -> Iterator[str]:
-    """Yield ``.<name>.new`` beside ``final``; on success fsync its files and swap it in by renames."""
+    """Yield ``.<name>.new`` beside ``final``; on success fsync its files, mark it ours and swap it in by renames.
+
+    A folder at ``final`` that paddlex_cls did not write (no owner mark, and files other than an export's) is never
+    replaced.
+    """
     final = os.path.abspath(final)
-    parent, name = os.path.split(final)
-    tmp, old = os.path.join(parent, f".{name}.new"), os.path.join(parent, f".{name}.old")
+    tmp = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.new")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
         yield tmp
+        mark_owned(tmp)
         for fname in os.listdir(tmp):
             with open(os.path.join(tmp, fname), "rb") as f:
                 os.fsync(f.fileno())
-        shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(final):
-            os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, final, legacy_names=EXPORT_FILES)
+    except FileExistsError:
+        raise RuntimeFailure(f"{final} exists and was not written by paddlex_cls; refusing to replace it",
+                             "choose another -o Global.output (export never deletes folders it did not create)"
+                             ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -138,7 +145,8 @@ def write_paddle_files(spec: ExportSpec) -> List[str]:
     os.makedirs(spec.out_dir, exist_ok=True)
     static = paddle.jit.to_static(net, input_spec=[paddle.static.InputSpec([None, 3, size, size], "float32", "x")],
                                   full_graph=True)
-    paddle.jit.save(static, os.path.join(spec.out_dir, "inference"))
+    with drop_stderr_lines():  # Paddle's harmless "PIR not support input out tensor" line, nothing else
+        paddle.jit.save(static, os.path.join(spec.out_dir, "inference"))
     atomic_write_text(os.path.join(spec.out_dir, "inference.yml"),
                       yaml.safe_dump(inference_yml(spec), sort_keys=False, allow_unicode=True))
     return sorted(f for f in os.listdir(spec.out_dir) if f.startswith("inference"))

@@ -8,6 +8,7 @@ all RNGs are re-seeded at each epoch start, so a resumed run ends bit-identical 
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -16,7 +17,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..data.augment import mix_batch
-from ..errors import WeightsError
+from ..errors import RuntimeFailure, WeightsError
 from ..log import logger
 from ..models.registry import ModelEntry, Recipe
 from ..runtime import Runtime
@@ -110,6 +111,10 @@ class TrainLoop:
                 images, targets = mix_batch(images, labels, self.num_classes, self.recipe.augment, mix_rng)
             lr = self.step.lr
             result = self.step.train_batch(images, labels, targets)
+            if not math.isfinite(result.loss):
+                raise RuntimeFailure(f"training diverged at epoch {epoch}, iteration {it}/{iters}: the loss is "
+                                     f"{result.loss} (learning rate {lr:.6g})", "lower Train.learning_rate or set "
+                                     "Train.grad_clip (e.g. 5.0); checkpoints saved so far hold finite weights")
             loss_sum, top1_sum, seen = loss_sum + result.loss, top1_sum + result.top1, seen + len(labels)
             batch_cost = time.time() - tic
             if it % log_every == 0 or it == iters:

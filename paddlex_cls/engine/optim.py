@@ -51,6 +51,11 @@ class WarmupCosine(paddle.optimizer.lr.LRScheduler):
         progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
         return self.base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
+    def set_state_dict(self, state_dict: dict) -> None:
+        """Restore the step count; the LR is recomputed on this schedule, not taken from the saved run's."""
+        super().set_state_dict(state_dict)
+        self.last_lr = self.get_lr()
+
 
 def build_scheduler(lr: float, epochs: int, iters_per_epoch: int, warmup_epochs: int) -> WarmupCosine:
     """Warmup over ``warmup_epochs`` EPOCHS (PaddleX's meaning of Train.warmup_steps), cosine over the rest."""

@@ -122,7 +122,7 @@ def _corruption_message(path: str, what: str, error: BaseException) -> str:
     if isinstance(error, EOFError) or "truncated" in str(error):
         size = os.path.getsize(path) if os.path.exists(path) else 0
         return f"{what} file {path} is truncated ({size} bytes; an interrupted download or copy?)"
-    return f"{what} file {path} is corrupt or not a Paddle weights file ({type(error).__name__}: {error})"
+    return f"{what} file {path} is corrupt or not a Paddle file ({type(error).__name__}: {error})"
 
 
 def load_state_dict(path: str, what: str = "weights") -> Dict[str, np.ndarray]:

@@ -12,7 +12,8 @@ from ..errors import ConfigError
 
 
 def resolve_predict(cfg: Dict[str, Any], overridden: frozenset) -> None:
-    """Predict needs an input; the model folder is checked when the predictor opens it."""
+    """Predict needs an input; ``Predict.model_dir=null`` means the official model of ``Global.model`` (made once
+    into the cache; the resolved config records its folder). The folder is checked when the predictor opens it."""
     p = cfg["Predict"]
     if not p["input"]:
         raise ConfigError("Predict.input is not set", "e.g. -o Predict.input=./images/cat.jpg (a file, folder, "
@@ -20,6 +21,10 @@ def resolve_predict(cfg: Dict[str, Any], overridden: frozenset) -> None:
     if p["hpi_config"] is not None and not isinstance(p["hpi_config"], dict):
         raise ConfigError(f"Predict.hpi_config must be a mapping, got {p['hpi_config']!r}",
                           "e.g. -o 'Predict.hpi_config={backend: openvino}'")
+    if p["model_dir"] is None:
+        from ..official_models import official_model_dir
+
+        p["model_dir"] = official_model_dir(cfg["Global"]["model"])
 
 
 def run_predict(cfg: Dict[str, Any]) -> Dict[str, Any]:

@@ -11,6 +11,8 @@ import os
 from typing import Any, Dict, List, Optional
 
 from ..data.annotations import parse_dataset
+from ..distributed_env import is_worker
+from ..engine.run_dir import claim_output
 from ..errors import ConfigError, RuntimeFailure
 from ..log import add_file_handler, logger, remove_handler
 from ..models import get_entry
@@ -33,6 +35,8 @@ def resolve_train(cfg: Dict[str, Any], overridden: frozenset) -> None:
         raise ConfigError(f"Train.num_classes={t['num_classes']} but {ann.root}/label.txt lists {ann.num_classes} "
                           "classes", f"set -o Train.num_classes={ann.num_classes}")
     cfg["Evaluate"]["batch_size"] = cfg["Evaluate"]["batch_size"] or t["batch_size"]
+    if not is_worker():  # the launcher's parent claimed the output for its workers
+        claim_output(g["output"], g["dataset_dir"], t["resume_path"])
 
 
 def params_digest(model_state: Dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import paddle
 from paddle.base import unique_name
 
+from ...errors import WeightsError
 from ..ema import ModelEMA
 from ..layer_forward import layer_forward
 from ..loss import classification_loss
@@ -17,6 +18,30 @@ from .spec import StepSpec
 
 def _to_numpy(state: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v.numpy() if isinstance(v, paddle.Tensor) else v for k, v in state.items()}
+
+
+def check_same_layout(own: Dict[str, Any], loaded: Dict[str, Any], what: str) -> None:
+    """Resume needs exactly this model's keys and shapes; anything else is another model's checkpoint."""
+    bad = [k for k in own if k not in loaded or list(np.shape(loaded[k])) != list(own[k].shape)]
+    bad += [k for k in loaded if k not in own]
+    if bad:
+        raise WeightsError(f"the checkpoint's {what} do not fit this model ({len(bad)} key(s) missing, extra or "
+                           f"mis-shaped, e.g. {', '.join(bad[:3])})", "resume from a checkpoint of the same model, "
+                           "classes and settings (its config.yaml is beside it)")
+
+
+def check_optimizer_state(model: paddle.nn.Layer, state: Dict[str, Any]) -> None:
+    """Every accumulator of a .pdopt must belong to a parameter of this model with that parameter's shape (or be
+    a scalar such as Adam's beta powers); Paddle would otherwise drop it silently and restart the optimizer."""
+    shapes = {p.name: list(p.shape) for p in model.parameters()}
+    for key, value in state.items():
+        if not isinstance(value, (np.ndarray, paddle.Tensor)):
+            continue  # LR_Scheduler, master_weights: plain values checked by their owners
+        owner = max((n for n in shapes if key.startswith(n + "_")), key=len, default=None)
+        shape = list(np.shape(value))
+        if owner is None or (shape != shapes[owner] and int(np.prod(shape)) != 1):
+            raise WeightsError(f"the checkpoint's optimizer state ({key}, shape {shape}) does not belong to this "
+                               "model's parameters", "resume with the .pdopt written beside the same .pdparams")
 
 
 class DygraphStep(TrainStep):
@@ -79,6 +104,9 @@ class DygraphStep(TrainStep):
         return EngineState(_to_numpy(self.model.state_dict()), _to_numpy(self.optimizer.state_dict()), ema)
 
     def load_state(self, state: EngineState) -> None:
+        check_same_layout(self.model.state_dict(), state.model, "weights")
+        if state.optimizer is not None:
+            check_optimizer_state(self.model, state.optimizer)
         self.model.set_state_dict(state.model)
         with unique_name.guard(self._names):
             if state.optimizer is not None:
