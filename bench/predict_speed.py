@@ -116,8 +116,18 @@ def child_ours(args) -> dict:
         list(model.predict(paths[:16]))
         out["ips"] = _folder_ips(lambda f: len(list(model.predict(f, batch_size=args.batch_size))), args.image_dir,
                                  len(paths))
+        out["backend_ips"] = _backend_ips(model.predictor, args.batch_size, len(paths))
     out["rss_mib"] = _rss_mib()
     return out
+
+
+def _backend_ips(predictor, batch_size: int, n: int) -> float:
+    """Images per second of the backend alone on the folder's batches: the bound a folder run can reach."""
+    x = np.random.default_rng(0).standard_normal((batch_size, 3, 224, 224)).astype(np.float32)
+    start = time.perf_counter()
+    for _ in range(-(-n // batch_size)):
+        predictor.run_batch(x)
+    return n / (time.perf_counter() - start)
 
 
 def child_paddlex(args) -> dict:
@@ -270,13 +280,14 @@ def report(name: str, res: dict, args) -> None:
         print(f"  {label:40s} {_median(runs, 'ms'):10.2f} {_median(runs, 'rss_mib'):13.0f} "
               f"{_median(runs, 'save_ms'):14.2f}")
     print(f"  ours print+save before (fsync per file): {_median(get('ours', 'default'), 'old_save_ms'):.2f} ms")
-    print(f"{'folder throughput':42s} {'img/s':>10s} {'peak RSS MiB':>13s}")
+    print(f"{'folder throughput':42s} {'img/s':>10s} {'peak RSS MiB':>13s} {'backend-only img/s':>19s}")
     folder_rows = [("paddlex", s, 1) for s in ("default", "best")] + \
         [(t, s, bs) for bs in (8, 32) for t, s in [("paddlex", "best")] + [("ours", s) for s in OURS_FOLDER]]
     for tool, setting, bs in folder_rows:
         runs = get(tool, setting, "folder", bs)
         label = f"{tool} {setting} bs {bs}"
-        print(f"  {label:40s} {_median(runs, 'ips'):10.1f} {_median(runs, 'rss_mib'):13.0f}")
+        alone = f"{_median(runs, 'backend_ips'):19.1f}" if "backend_ips" in runs[0] else ""
+        print(f"  {label:40s} {_median(runs, 'ips'):10.1f} {_median(runs, 'rss_mib'):13.0f} {alone}")
     fastest = min(FP32_BACKENDS, key=lambda s: _median(get("ours", s), "ms"))
     pdx_bs1 = min((get("paddlex", s, "folder", 1) for s in ("default", "best")), key=lambda r: -_median(r, "ips"))
     print("targets (ratios per round, median):")
