@@ -165,3 +165,19 @@ def test_predicting_imports_neither_the_model_zoo_nor_the_trainer(export):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
+
+
+def test_predict_config_keys(tmp_path):
+    from paddlex_cls.config import load_config
+
+    cfg = load_config(LCNET_CONFIG, ["Predict.hpi_config={backend: openvino}", "Predict.use_hpip=true",
+                                     "Predict.kernel_option.cpu_threads=3"])
+    p = cfg["Predict"]
+    assert p["hpi_config"] == {"backend": "openvino"} and p["use_hpip"] is True
+    assert p["kernel_option"] == {"run_mode": None, "cpu_threads": 3}
+    assert load_config(LCNET_CONFIG, ["Predict.kernel_option.run_mode=openvino_bf16"])["Predict"]["kernel_option"][
+        "run_mode"] == "openvino_bf16"
+    for bad in ("Predict.kernel_option.run_mode=fast", "Predict.kernel_option.cpu_threads=0",
+                "Export.format=tflite"):
+        with pytest.raises(ConfigError):
+            load_config(LCNET_CONFIG, [bad])
