@@ -189,3 +189,13 @@ def test_to_onnx_command_converts_without_installing_anything(export, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (folder / "inference.onnx").stat().st_size > 1000 and "Polygraphy" not in proc.stderr
     assert proc.stdout == ""  # paddle2onnx's own prints go to stderr
+
+
+def test_use_hpip_skips_a_candidate_that_fails(export, home, log, monkeypatch):
+    from paddlex_cls.inference.backends import onnxruntime as ort_backend
+
+    def broken(*args, **kwargs):
+        raise WeightsError("cannot load inference.onnx with ONNX Runtime: simulated")
+    monkeypatch.setattr(ort_backend.Backend, "__init__", broken)
+    predictor = Predictor(str(export[0]), use_hpip=True, num_threads=1)
+    assert predictor.run_mode != "onnxruntime" and "onnxruntime not tried: cannot load" in log.getvalue()

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..device import Device
+from ..errors import PaddlexClsError
 from ..fileio import atomic_write_json
 from ..log import logger
 from .backends import HPI_CANDIDATES, OTHER_DEVICES_DEFAULT, backend_class, unavailable
@@ -84,6 +85,14 @@ def onnx_folder(model_dir: str, allow_convert: bool) -> Optional[str]:
     return folder
 
 
+def _onnx_folder_or_none(model_dir: str, allow_convert: bool) -> Optional[str]:
+    try:
+        return onnx_folder(model_dir, allow_convert)
+    except PaddlexClsError as e:  # a model paddle2onnx cannot convert still gets the Paddle backend
+        logger.warning("use_hpip: no ONNX model, so only the Paddle backend competes: %s", e.message)
+        return None
+
+
 def _trial(backend: Backend, batch: np.ndarray) -> float:
     backend.run(batch)  # warm-up: oneDNN/OpenVINO build their kernels on the first run
     times: List[float] = []
@@ -122,7 +131,7 @@ def choose_fastest(model_dir: str, device: Device, num_threads: int, batch_size:
                    input_shape: Tuple[int, ...], allow_convert: bool = True) -> Choice:
     """Build and return the fastest available candidate backend for ``model_dir`` (measured or remembered)."""
     candidates = HPI_CANDIDATES.get(device.type, OTHER_DEVICES_DEFAULT)
-    onnx_dir = onnx_folder(model_dir, allow_convert) if device.type == "cpu" else None
+    onnx_dir = _onnx_folder_or_none(model_dir, allow_convert) if device.type == "cpu" else None
     folders = {m: (onnx_dir if backend_class(m).model_format == "onnx" else model_dir) for m in candidates}
     why = {m: (unavailable(m, folders[m], device) if folders[m] else f"no {ONNX_FILE}") for m in candidates}
     ready = [m for m in candidates if not why[m]]
@@ -144,11 +153,17 @@ def choose_fastest(model_dir: str, device: Device, num_threads: int, batch_size:
     timings: Dict[str, float] = {}
     best: Optional[Choice] = None
     for mode in ready:
-        backend = backend_class(mode)(folders[mode], device, mode, num_threads, batch_size)
-        timings[mode] = _trial(backend, batch)
+        try:
+            backend = backend_class(mode)(folders[mode], device, mode, num_threads, batch_size)
+            timings[mode] = _trial(backend, batch)
+        except PaddlexClsError as e:  # e.g. OpenVINO cannot compile an op: the others still compete
+            logger.warning("use_hpip: %s not tried: %s", mode, e.message)
+            continue
         if best is None or timings[mode] < timings[best.run_mode]:
             best = Choice(mode, folders[mode], backend)
-    assert best is not None
+    if best is None:
+        mode = candidates[0]
+        return Choice(mode, model_dir, backend_class(mode)(model_dir, device, mode, num_threads, batch_size))
     figures = ", ".join(f"{m} {t * 1000:.2f} ms" for m, t in sorted(timings.items(), key=lambda kv: kv[1]))
     logger.info("use_hpip: %s is the fastest here (median per batch of %d, %d threads: %s)", best.run_mode,
                 batch_size, num_threads, figures)
