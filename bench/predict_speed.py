@@ -1,162 +1,112 @@
 """Benchmark (issue 13): predict speed of paddlex_cls against PaddleX 3.7.2, side by side, on this machine.
 
-Usage: python bench/predict_speed.py [--models PP-LCNet_x1_0 ResNet18] [--images 200] [--rounds 2] [--threads 2]
+Usage: python bench/predict_speed.py [--models PP-LCNet_x1_0 ResNet18] [--images 200] [--threads 2] [--gap 0.25]
        [--paddlex ~/.cache/peers/pdxvenv/bin/python] [--work /tmp/predict_speed]
 
-It makes ``--images`` jpg images (224x224 content), exports each model with paddlex_cls at 224 px from random init
-(seed 0, 1000 classes, Paddle files and inference.onnx; BatchNorm statistics set from 16 of the images, so that the
-scores depend on the image and top-1 agreement means something: a random PP-LCNet otherwise outputs one constant
-distribution), then runs every measurement in a fresh process, the settings interleaved round by round (PaddleX,
-ours, PaddleX, ours...), all with OMP_NUM_THREADS=threads:
+It makes ``--images`` jpg images (224x224 content) and exports each model with paddlex_cls at 224 px from random
+init (seed 0, 1000 classes, Paddle files and inference.onnx; see ``predict_speed_child.export``). Every setting is a
+process of its own (``bench/predict_speed_child.py``; OMP_NUM_THREADS=threads for all), loaded and warmed up, and
+the processes of a group take turns item by item (rotating the order, ``--gap`` seconds of quiet between turns so
+that idle OpenMP threads of the previous one have gone to sleep). On a shared machine whose speed drifts, paired
+items measured seconds apart make the ratios meaningful; each ratio is the median of the per-item ratios.
 
-- latency: per image, batch 1, end to end from the file to the top-5 (``list(model.predict(path))``), 10 warm-ups,
-  then the median over all images; the printing + saving cost of a result (ours now, ours as it was with an fsync
-  per file, PaddleX's) on 40 results;
-- folder: images per second of ``predict(folder, batch_size=bs)`` over the whole folder after a warm-up.
+- latency group: ``list(model.predict(path))`` per image (batch 1, end to end from the file to the top-5), every
+  image once per setting; median wall and CPU ms; then the print + save cost of 40 results (ours now, ours as it
+  was with an fsync per file, PaddleX's).
+- folder groups: chunks of 40 images, ``predict(paths, batch_size=bs)`` per chunk; images per second over all
+  chunks; for ours also the backend alone on the same number of images (how inference-bound the folder run is).
 
-Ours: the default (run_mode null), every backend (paddle = oneDNN off, onnxruntime, openvino; the bf16 modes for
-their agreement with fp32). PaddleX: its default (oneDNN, 10 threads) and its best setting
-(``engine_config={"run_mode": "mkldnn", "cpu_threads": threads}``). Printed: medians over rounds, the ratios of
-each issue target (computed per round, median), top-1 agreement, peak RSS per process (ru_maxrss).
-
-The same file is the child process: ``--child ours|paddlex`` (the PaddleX child runs under PaddleX's interpreter and
-imports only numpy and paddlex).
+Ours: the default (run_mode null), every backend (paddle = oneDNN off, onnxruntime, openvino) and the bf16 modes
+(for their agreement with fp32). PaddleX: its default (oneDNN, 10 threads) and its best setting
+(``engine_config={"run_mode": "mkldnn", "cpu_threads": threads}``). Peak RSS is each process's ru_maxrss.
 """
 import argparse
-import contextlib
-import io
 import json
 import os
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Dict, List
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+CHILD = Path(__file__).with_name("predict_speed_child.py")
 PADDLEX_PYTHON = Path.home() / ".cache" / "peers" / "pdxvenv" / "bin" / "python"
-WARMUP = 10
-SAVE_SAMPLES = 40
+CHUNK = 40
 OURS_LATENCY = ("default", "paddle", "onnxruntime", "openvino", "mkldnn_bf16", "openvino_bf16")
+FP32 = ("default", "paddle", "onnxruntime", "openvino")
 OURS_FOLDER = ("default", "onnxruntime", "openvino")
-FP32_BACKENDS = ("default", "paddle", "onnxruntime", "openvino")
 
 
-# ---------------------------------------------------------------- children (one measurement per process)
-
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _latency(predict_one, paths):
-    """(median ms, {path: top-1}) of predicting each image alone, after WARMUP images."""
-    for p in paths[:WARMUP]:
-        predict_one(p)
-    times, top1 = [], {}
-    for p in paths:
-        start = time.perf_counter()
-        top1[p] = predict_one(p)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000, top1
-
-
-def _save_cost(results, save) -> float:
-    """Median ms to print and save one result."""
-    out = tempfile.mkdtemp(prefix="bench_save_")
-    times = []
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-        for res in results:
-            start = time.perf_counter()
-            save(res, out)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
-def _folder_ips(predict_folder, folder: str, n: int) -> float:
-    start = time.perf_counter()
-    count = predict_folder(folder)
-    assert count == n, (count, n)
-    return n / (time.perf_counter() - start)
-
-
-def _old_save(res, out: str) -> None:
-    """How results were saved before issue 19.11: an fsync'd temp file per JSON and per image."""
-    from paddlex_cls.fileio import atomic_save, atomic_write_json
-
-    res.print()
-    stem = os.path.join(out, Path(res.input_path).stem + "_res")
-    atomic_write_json(stem + ".json", res.json)
-    image = res.img["res"]
-    atomic_save(stem + ".jpg", lambda tmp: image.save(tmp, format="JPEG"))
-
-
-def _new_save(res, out: str) -> None:
-    res.print()
-    res.save_to_json(out)
-    res.save_to_img(out)
-
-
-def child_ours(args) -> dict:
-    from paddlex_cls import create_model
-
-    run_mode = None if args.setting == "default" else args.setting
-    model = create_model(model_dir=args.model_dir, run_mode=run_mode, batch_size=args.batch_size)
-    paths = sorted(str(p) for p in Path(args.image_dir).glob("*.jpg"))
-    out = {"run_mode": model.predictor.run_mode, "threads": model.predictor.num_threads}
-    if args.what == "latency":
-        out["ms"], out["top1"] = _latency(lambda p: list(model.predict(p))[0].class_ids[0], paths)
-        sample = [list(model.predict(p))[0] for p in paths[:SAVE_SAMPLES]]
-        out["save_ms"] = _save_cost(sample, _new_save)
-        out["old_save_ms"] = _save_cost(sample, _old_save)
+def _env(threads: int, ours: bool, work: Path) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), FLAGS_call_stack_level="0")
+    env.pop("PADDLE_PDX_CPU_NUM_THREADS", None)  # PaddleX's default must stay its default (10 threads)
+    if ours:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     else:
-        list(model.predict(paths[:16]))
-        out["ips"] = _folder_ips(lambda f: len(list(model.predict(f, batch_size=args.batch_size))), args.image_dir,
-                                 len(paths))
-        out["backend_ips"] = _backend_ips(model.predictor, args.batch_size, len(paths))
-    out["rss_mib"] = _rss_mib()
+        env.update(PADDLE_PDX_LOCAL_FONT_FILE_PATH="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                   PADDLE_PDX_CACHE_HOME=str(work / "pdx_cache"))
+    return env
+
+
+class Child:
+    """One setting's process, answering one line per command."""
+
+    def __init__(self, tool: str, setting: str, bs: int, model_dir: Path, args):
+        python = args.paddlex if tool == "paddlex" else sys.executable
+        self.log = open(args.work / f"child_{tool}_{setting}_{bs}.log", "a")
+        cmd = [python, str(CHILD), tool, "--model-dir", str(model_dir), "--setting", setting, "--batch-size",
+               str(bs), "--image-dir", str(args.work / "images"), "--threads", str(args.threads)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     env=_env(args.threads, tool != "paddlex", args.work), cwd=args.work)
+        self.key = (tool, setting, bs)
+
+    def ask(self, line: str) -> str:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"{self.key} died; see {self.log.name}")
+        return answer.strip()
+
+    def ready(self) -> None:
+        answer = self.proc.stdout.readline().strip()
+        if answer != "ready":
+            raise RuntimeError(f"{self.key} did not start ({answer!r}); see {self.log.name}")
+
+
+def take_turns(children: List[Child], commands: List[str], gap: float) -> Dict[tuple, List[str]]:
+    """Each command to every child, children rotating their order; ``gap`` seconds of quiet between turns."""
+    replies: Dict[tuple, List[str]] = {c.key: [] for c in children}
+    for i, command in enumerate(commands):
+        for child in children[i % len(children):] + children[:i % len(children)]:
+            replies[child.key].append(child.ask(command))
+            time.sleep(gap)
+    return replies
+
+
+def run_group(specs, model_dir: Path, commands: List[str], args, backend: bool = False,
+              save: bool = False) -> Dict[tuple, dict]:
+    """Start the group's processes, let them take turns on ``commands``, and collect their answers."""
+    children = [Child(tool, setting, bs, model_dir, args) for tool, setting, bs in specs]
+    for child in children:
+        child.ready()
+    out = {key: {"replies": r} for key, r in take_turns(children, commands, args.gap).items()}
+    if backend:  # the backend alone, on as many images as each chunk had
+        sizes = [f"backend {int(c.split()[2]) - int(c.split()[1])}" for c in commands]
+        for key, r in take_turns([c for c in children if c.key[0] == "ours"], sizes, args.gap).items():
+            out[key]["backend"] = r
+    for child in children:
+        if save:
+            out[child.key]["save"] = json.loads(child.ask("save"))
+        out[child.key].update(json.loads(child.ask("quit")))
+        child.proc.wait()
+        child.log.close()
     return out
 
-
-def _backend_ips(predictor, batch_size: int, n: int) -> float:
-    """Images per second of the backend alone on the folder's batches: the bound a folder run can reach."""
-    x = np.random.default_rng(0).standard_normal((batch_size, 3, 224, 224)).astype(np.float32)
-    start = time.perf_counter()
-    for _ in range(-(-n // batch_size)):
-        predictor.run_batch(x)
-    return n / (time.perf_counter() - start)
-
-
-def child_paddlex(args) -> dict:
-    import yaml
-    from paddlex import create_model
-
-    with open(os.path.join(args.model_dir, "inference.yml"), encoding="utf-8") as f:
-        name = yaml.safe_load(f)["Global"]["model_name"]
-    config = {"run_mode": "mkldnn", "cpu_threads": args.threads} if args.setting == "best" else None
-    model = create_model(model_name=name, model_dir=args.model_dir, device="cpu", engine_config=config)
-    paths = sorted(str(p) for p in Path(args.image_dir).glob("*.jpg"))
-    out = {"run_mode": args.setting}
-
-    def top1(p):
-        ids = list(model.predict(p, batch_size=1))[0]["class_ids"]
-        return int(np.asarray(ids).reshape(-1)[0])  # PaddleX holds the batch's 2-D ids in each result
-    if args.what == "latency":
-        out["ms"], out["top1"] = _latency(top1, paths)
-        sample = [list(model.predict(p, batch_size=1))[0] for p in paths[:SAVE_SAMPLES]]
-        out["save_ms"] = _save_cost(sample, lambda r, d: (r.print(), r.save_to_json(d), r.save_to_img(d)))
-    else:
-        list(model.predict(paths[:16], batch_size=args.batch_size))
-        out["ips"] = _folder_ips(lambda f: len(list(model.predict(f, batch_size=args.batch_size))), args.image_dir,
-                                 len(paths))
-    out["rss_mib"] = _rss_mib()
-    return out
-
-
-# ---------------------------------------------------------------- parent: set up, schedule, report
 
 def make_images(folder: Path, n: int) -> None:
     """``n`` 224x224 jpgs: smooth gradients plus noise, each different."""
@@ -173,185 +123,120 @@ def make_images(folder: Path, n: int) -> None:
         Image.fromarray(img).save(folder / f"img{i:04d}.jpg", quality=90)
 
 
-def child_export(args) -> dict:
-    """Export ``args.setting`` (a model name) into ``args.model_dir``: random init, calibrated BatchNorm."""
-    import paddle
-
-    from paddlex_cls.data.transforms import eval_transform
-    from paddlex_cls.engine.exporter import ExportSpec, export_model
-    from paddlex_cls.models import get_entry
-    from paddlex_cls.preprocess.image_io import load_image
-
-    entry = get_entry(args.setting)
-    paddle.seed(0)
-    net = entry.build(num_classes=1000)
-    transform = eval_transform(entry.preprocess)
-    batch = np.stack([transform(load_image(p)) for p in sorted(Path(args.image_dir).glob("*.jpg"))[:16]])
-
-    def set_stats(layer, inputs):
-        layer._mean.set_value(inputs[0].mean(axis=[0, 2, 3]))
-        layer._variance.set_value(inputs[0].var(axis=[0, 2, 3]))
-    hooks = [m.register_forward_pre_hook(set_stats) for m in net.sublayers() if isinstance(m, paddle.nn.BatchNorm2D)]
-    net.eval()
-    with paddle.no_grad():
-        net(paddle.to_tensor(batch))
-    for hook in hooks:
-        hook.remove()
-    weights = os.path.join(tempfile.mkdtemp(), "w.pdparams")
-    paddle.save(net.state_dict(), weights)
-    export_model(ExportSpec(model_name=args.setting, num_classes=1000, weights=weights, out_dir=args.model_dir,
-                            labels=[str(i) for i in range(1000)], input_size=224, format="all"))
-    return {"exported": args.model_dir}
-
-
-def export_models(work: Path, models, args) -> None:
-    for name in models:
-        if not (work / name / "inference.onnx").is_file():
-            run_child("export", sys.executable, {"model_dir": str(work / name), "setting": name, "what": "export",
-                                                 "bs": 1}, args)
-
-
-def _env(threads: int, ours: bool) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), FLAGS_call_stack_level="0")
-    env.pop("PADDLE_PDX_CPU_NUM_THREADS", None)  # PaddleX's default must stay its default (10 threads)
-    if ours:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    else:
-        env.update(PADDLE_PDX_LOCAL_FONT_FILE_PATH="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                   PADDLE_PDX_CACHE_HOME=str(Path(tempfile.gettempdir()) / "bench_pdx_cache"))
-    return env
-
-
-def run_child(tool: str, python: str, job: dict, args) -> dict:
-    cmd = [python, str(Path(__file__).resolve()), "--child", tool, "--model-dir", job["model_dir"], "--setting",
-           job["setting"], "--what", job["what"], "--batch-size", str(job["bs"]),
-           "--image-dir", str(args.work / "images"), "--threads", str(args.threads)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(args.threads, tool != "paddlex"), cwd=args.work)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{tool} {job} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def export_models(args) -> None:
+    for name in args.models:
+        if not (args.work / name / "inference.onnx").is_file():
+            subprocess.run([sys.executable, str(CHILD), "export", "--model-dir", str(args.work / name), "--setting",
+                            name, "--image-dir", str(args.work / "images")], check=True, capture_output=True,
+                           env=_env(args.threads, True, args.work))
 
 
 def cpu_probe() -> str:
-    """GFLOP/s of a 2048^2 float32 matmul: the host's speed phase right now (shared, noisy VM)."""
+    """GFLOP/s of a 2048^2 float32 matmul and the load average: how busy the shared host is right now."""
     a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
     a @ a
     start = time.perf_counter()
     for _ in range(3):
         a @ a
-    return f"{3 * 2 * 2048 ** 3 / (time.perf_counter() - start) / 1e9:.0f} GFLOP/s"
+    return f"{3 * 2 * 2048 ** 3 / (time.perf_counter() - start) / 1e9:.0f} GFLOP/s, load {os.getloadavg()[0]:.1f}"
 
 
-def schedule(model_dir: str):
-    """One round's jobs, PaddleX and ours alternating."""
-    lat = [("paddlex", "default"), ("ours", "default"), ("paddlex", "best")] + \
-        [("ours", s) for s in OURS_LATENCY if s != "default"]
-    jobs = [{"tool": t, "setting": s, "what": "latency", "bs": 1} for t, s in lat]
-    jobs += [{"tool": "paddlex", "setting": s, "what": "folder", "bs": 1} for s in ("default", "best")]
-    for bs in (8, 32):
-        jobs += [{"tool": "paddlex", "setting": "best", "what": "folder", "bs": bs}]
-        jobs += [{"tool": "ours", "setting": s, "what": "folder", "bs": bs} for s in OURS_FOLDER]
-    return [dict(j, model_dir=model_dir) for j in jobs]
+def _col(replies: List[str], i: int) -> np.ndarray:
+    return np.array([float(r.split()[i]) for r in replies])
 
 
-def _median(runs, key):
-    return statistics.median(r[key] for r in runs)
+def _paired(a: np.ndarray, b: np.ndarray) -> str:
+    """Median of the per-item ratios a/b, and its spread (quartiles)."""
+    r = a / b
+    return f"{np.median(r):.2f}x (quartiles {np.percentile(r, 25):.2f}-{np.percentile(r, 75):.2f})"
 
 
-def _ratio(a_runs, b_runs, key) -> str:
-    per_round = [a[key] / b[key] for a, b in zip(a_runs, b_runs)]
-    return f"{statistics.median(per_round):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in per_round)})"
+def report_latency(name: str, lat: Dict[tuple, dict]) -> None:
+    print(f"{'latency, bs 1, file -> top-5':40s} {'wall ms':>8s} {'CPU ms':>8s} {'RSS MiB':>8s} "
+          f"{'print+save ms':>14s}")
+    for key, r in lat.items():
+        label = f"{key[0]} {key[1]} ({r['run_mode']}, {r['threads']} thr)"
+        print(f"  {label:38s} {np.median(_col(r['replies'], 0)):8.2f} {np.median(_col(r['replies'], 1)):8.2f} "
+              f"{r['rss_mib']:8.0f} {r['save']['save_ms']:14.2f}")
+    before = lat[("ours", "default", 1)]["save"]["old_save_ms"]
+    print(f"  ours print+save before this work (an fsync per file): {before:.2f} ms")
+    wall = {k[:2]: _col(r["replies"], 0) for k, r in lat.items()}
+    fastest = min(FP32, key=lambda s: np.median(wall[("ours", s)]))
+    print("  targets (median of per-image ratios):")
+    ours, pdx_default, pdx_best = wall[("ours", "default")], wall[("paddlex", "default")], wall[("paddlex", "best")]
+    print(f"    ours default / PaddleX default  <= 0.8: {_paired(ours, pdx_default)}")
+    print(f"    ours default / PaddleX best     <= 1.0: {_paired(ours, pdx_best)}")
+    print(f"    ours {fastest} (fastest fp32) / PaddleX best <= 0.8: "
+          f"{_paired(wall[('ours', fastest)], wall[('paddlex', 'best')])}")
+    for s in FP32[1:]:
+        print(f"    ours {s} / PaddleX best: {_paired(wall[('ours', s)], wall[('paddlex', 'best')])}")
+    rss = {k[:2]: r["rss_mib"] for k, r in lat.items()}
+    print(f"    peak RSS ours default / PaddleX default, best <= 1.0: "
+          f"{rss[('ours', 'default')] / rss[('paddlex', 'default')]:.2f}, "
+          f"{rss[('ours', 'default')] / rss[('paddlex', 'best')]:.2f}")
+    top1 = {k[:2]: _col(r["replies"], 2) for k, r in lat.items()}
+    agree = lambda a, b: f"{int((top1[a] == top1[b]).sum())}/{len(top1[a])}"  # noqa: E731
+    print("  top-1 agreement:")
+    for s in FP32:
+        print(f"    ours {s} vs PaddleX best {agree(('ours', s), ('paddlex', 'best'))}, "
+              f"vs PaddleX default {agree(('ours', s), ('paddlex', 'default'))}")
+    print(f"    bf16 vs fp32: mkldnn_bf16 vs mkldnn {agree(('ours', 'mkldnn_bf16'), ('ours', 'default'))}, "
+          f"openvino_bf16 vs openvino {agree(('ours', 'openvino_bf16'), ('ours', 'openvino'))} "
+          f"({len(set(top1[('ours', 'default')]))} distinct top-1 classes over the images)")
 
 
-def _agree(a: dict, b: dict) -> str:
-    same = sum(a[p] == b[p] for p in a)
-    return f"{same}/{len(a)}"
-
-
-def report(name: str, res: dict, args) -> None:
-    get = lambda tool, setting, what="latency", bs=1: res[(tool, setting, what, bs)]  # noqa: E731
-    print(f"\n== {name}: {args.images} images, {args.rounds} rounds, OMP_NUM_THREADS={args.threads}")
-    print(f"{'latency (bs 1, file -> top-5)':42s} {'median ms':>10s} {'peak RSS MiB':>13s} {'print+save ms':>14s}")
-    rows = [("paddlex", "default"), ("paddlex", "best")] + [("ours", s) for s in OURS_LATENCY]
-    for tool, setting in rows:
-        runs = get(tool, setting)
-        label = f"{tool} {setting}" + (f" ({runs[0]['run_mode']}, {runs[0]['threads']} thr)"
-                                       if tool == "ours" else "")
-        print(f"  {label:40s} {_median(runs, 'ms'):10.2f} {_median(runs, 'rss_mib'):13.0f} "
-              f"{_median(runs, 'save_ms'):14.2f}")
-    print(f"  ours print+save before (fsync per file): {_median(get('ours', 'default'), 'old_save_ms'):.2f} ms")
-    print(f"{'folder throughput':42s} {'img/s':>10s} {'peak RSS MiB':>13s} {'backend-only img/s':>19s}")
-    folder_rows = [("paddlex", s, 1) for s in ("default", "best")] + \
-        [(t, s, bs) for bs in (8, 32) for t, s in [("paddlex", "best")] + [("ours", s) for s in OURS_FOLDER]]
-    for tool, setting, bs in folder_rows:
-        runs = get(tool, setting, "folder", bs)
-        label = f"{tool} {setting} bs {bs}"
-        alone = f"{_median(runs, 'backend_ips'):19.1f}" if "backend_ips" in runs[0] else ""
-        print(f"  {label:40s} {_median(runs, 'ips'):10.1f} {_median(runs, 'rss_mib'):13.0f} {alone}")
-    fastest = min(FP32_BACKENDS, key=lambda s: _median(get("ours", s), "ms"))
-    pdx_bs1 = min((get("paddlex", s, "folder", 1) for s in ("default", "best")), key=lambda r: -_median(r, "ips"))
-    print("targets (ratios per round, median):")
-    print(f"  ours default latency / PaddleX default   <= 0.8: {_ratio(get('ours', 'default'), get('paddlex', 'default'), 'ms')}")  # noqa: E501
-    print(f"  ours default latency / PaddleX best      <= 1.0: {_ratio(get('ours', 'default'), get('paddlex', 'best'), 'ms')}")  # noqa: E501
-    print(f"  fastest fp32 ({fastest}) / PaddleX best  <= 0.8: {_ratio(get('ours', fastest), get('paddlex', 'best'), 'ms')}")  # noqa: E501
-    print(f"  ours default folder bs 8 / PaddleX bs 1 (its faster setting) >= 1.5: "
-          f"{_ratio(get('ours', 'default', 'folder', 8), pdx_bs1, 'ips')}")
-    best_ours_bs8 = max(OURS_FOLDER, key=lambda s: _median(get("ours", s, "folder", 8), "ips"))
-    print(f"  ours {best_ours_bs8} folder bs 8 / PaddleX bs 1 >= 1.5: "
-          f"{_ratio(get('ours', best_ours_bs8, 'folder', 8), pdx_bs1, 'ips')}")
-    print(f"  peak RSS ours default / PaddleX default, best <= 1.0: "
-          f"{_ratio(get('ours', 'default'), get('paddlex', 'default'), 'rss_mib')}, "
-          f"{_ratio(get('ours', 'default'), get('paddlex', 'best'), 'rss_mib')}")
-    first = lambda tool, setting: get(tool, setting)[0]["top1"]  # noqa: E731
-    print("top-1 agreement (first round):")
-    for setting in FP32_BACKENDS:
-        print(f"  ours {setting} vs PaddleX best: {_agree(first('ours', setting), first('paddlex', 'best'))}, "
-              f"vs PaddleX default: {_agree(first('ours', setting), first('paddlex', 'default'))}")
-    print(f"  mkldnn_bf16 vs fp32 default: {_agree(first('ours', 'mkldnn_bf16'), first('ours', 'default'))}; "
-          f"openvino_bf16 vs openvino: {_agree(first('ours', 'openvino_bf16'), first('ours', 'openvino'))}; "
-          f"distinct top-1 classes over the images: {len(set(first('ours', 'default').values()))}")
+def report_folder(folder: Dict[tuple, dict]) -> None:
+    print(f"{'folder, chunks of 40 images':40s} {'img/s':>8s} {'CPU s/img':>10s} {'RSS MiB':>8s} "
+          f"{'backend-only img/s':>19s}")
+    ips = {}
+    for key, r in folder.items():
+        wall, cpu, n = (_col(r["replies"], i) for i in range(3))
+        ips[key] = n / wall
+        alone = f"{n.sum() / _col(r['backend'], 0).sum():19.1f}" if "backend" in r else ""
+        label = f"{key[0]} {key[1]} bs {key[2]}"
+        print(f"  {label:38s} {n.sum() / wall.sum():8.1f} {cpu.sum() / n.sum():10.4f} {r['rss_mib']:8.0f} {alone}")
+    base = max((("paddlex", s, 1) for s in ("default", "best")), key=lambda k: ips[k].sum())
+    print(f"  targets (median of per-chunk ratios; PaddleX bs 1 = its faster setting, {base[1]}):")
+    for s in OURS_FOLDER:
+        print(f"    ours {s} bs 8 / PaddleX bs 1 >= 1.5: {_paired(ips[('ours', s, 8)], ips[base])}")
+    print(f"    ours default bs 8 / PaddleX best bs 8: "
+          f"{_paired(ips[('ours', 'default', 8)], ips[('paddlex', 'best', 8)])}")
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["PP-LCNet_x1_0", "ResNet18"])
     ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gap", type=float, default=0.25, help="seconds of quiet between two processes' turns")
     ap.add_argument("--paddlex", default=str(PADDLEX_PYTHON), help="PaddleX 3.7.2's python")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "predict_speed")
-    ap.add_argument("--child", choices=("ours", "paddlex", "export"), help=argparse.SUPPRESS)
-    ap.add_argument("--model-dir", help=argparse.SUPPRESS)
-    ap.add_argument("--setting", help=argparse.SUPPRESS)
-    ap.add_argument("--what", help=argparse.SUPPRESS)
-    ap.add_argument("--batch-size", type=int, default=1, help=argparse.SUPPRESS)
-    ap.add_argument("--image-dir", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
 
 def main() -> None:
     args = parse_args()
-    if args.child:
-        with contextlib.redirect_stdout(io.StringIO()):  # results printed by the libraries are not our output
-            out = {"ours": child_ours, "paddlex": child_paddlex, "export": child_export}[args.child](args)
-        print(json.dumps(out))
-        return
+    args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
     make_images(args.work / "images", args.images)
-    export_models(args.work, args.models, args)
-    results = {m: {} for m in args.models}
-    for rnd in range(args.rounds):
-        print(f"round {rnd + 1}/{args.rounds}: {cpu_probe()}, load {os.getloadavg()[0]:.1f}", flush=True)
-        for name in args.models:
-            for job in schedule(str(args.work / name)):
-                python = sys.executable if job["tool"] == "ours" else args.paddlex
-                out = run_child(job["tool"], python, job, args)
-                key = (job["tool"], job["setting"], job["what"], job["bs"])
-                results[name].setdefault(key, []).append(out)
-                shown = f"{out['ms']:.2f} ms" if "ms" in out else f"{out['ips']:.1f} img/s"
-                print(f"  {name} {job['tool']} {job['setting']} {job['what']} bs {job['bs']}: {shown}", flush=True)
+    export_models(args)
+    paths = sorted(str(p) for p in (args.work / "images").glob("*.jpg"))
+    chunks = [f"chunk {i} {min(i + CHUNK, len(paths))}" for i in range(0, len(paths), CHUNK)]
+    print(f"predict speed, {len(paths)} jpg images 224x224, OMP_NUM_THREADS={args.threads}, turn gap {args.gap} s; "
+          f"host: {cpu_probe()}", flush=True)
     for name in args.models:
-        report(name, results[name], args)
+        model_dir = args.work / name
+        lat = run_group([("paddlex", "default", 1), ("paddlex", "best", 1)] +
+                        [("ours", s, 1) for s in OURS_LATENCY], model_dir, [f"lat {p}" for p in paths], args,
+                        save=True)
+        folder = {}
+        for bs, pdx in ((8, [("paddlex", "default", 1), ("paddlex", "best", 1), ("paddlex", "best", 8)]),
+                        (32, [("paddlex", "best", 32)])):
+            folder.update(run_group(pdx + [("ours", s, bs) for s in OURS_FOLDER], model_dir, chunks, args,
+                                    backend=True))
+        print(f"\n== {name} (host now: {cpu_probe()})")
+        report_latency(name, lat)
+        report_folder(folder)
 
 
 if __name__ == "__main__":
