@@ -135,6 +135,15 @@ def test_onnx_backends_are_cpu_only(export):
         Predictor(str(export[0]), device="gpu:0", run_mode="onnxruntime")
 
 
+def test_gpu_without_cuda_is_a_config_error(export):
+    import paddle
+
+    if paddle.is_compiled_with_cuda():
+        pytest.skip("this Paddle has CUDA")
+    with pytest.raises(ConfigError, match="no CUDA support"):
+        Predictor(str(export[0]), device="gpu:0")
+
+
 def test_use_hpip_measures_logs_and_remembers(export, home, log):
     first = Predictor(str(export[0]), use_hpip=True, num_threads=1)
     assert first.run_mode in backends.HPI_CANDIDATES["cpu"]

@@ -34,6 +34,11 @@ def _configure_cpu(config, run_mode: str, num_threads: int) -> None:
 
 
 def _configure_gpu(config, inference, run_mode: str, card: int, batch_size: int) -> None:
+    import paddle
+
+    if not paddle.is_compiled_with_cuda():
+        raise ConfigError("device gpu asked for, but this Paddle build has no CUDA support",
+                          "use device cpu, or install paddlepaddle-gpu (see README)")
     config.enable_use_gpu(500, card)
     if run_mode in _TRT_PRECISION:
         precision = getattr(inference.PrecisionType, _TRT_PRECISION[run_mode])
