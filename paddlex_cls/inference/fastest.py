@@ -1,7 +1,8 @@
 """``use_hpip``'s choice: the fastest float32 backend for this model on this machine, measured, not guessed.
 
-Each available candidate of ``backends.HPI_CANDIDATES`` runs a short timed trial (one warm-up, then up to
-``TRIAL_RUNS`` runs or ``TRIAL_SECONDS``, median) on a batch of the model's input shape; the winner is logged with
+Each available candidate of ``backends.HPI_CANDIDATES`` runs a short timed trial on a batch of the model's input
+shape (one warm-up each, then the candidates take turns for up to ``TRIAL_RUNS`` rounds or ``TRIAL_SECONDS``;
+median per candidate); the winner is logged with
 every figure and remembered in ``<PADDLEX_CLS_HOME>/hpi_choices.json``, keyed by the model files, device, threads,
 batch size, host and package versions, so later runs skip the trial. A folder without ``inference.onnx`` gets one
 converted into ``<PADDLEX_CLS_HOME>/onnx/<key>/`` (never into the user's folder) when paddle2onnx is installed and
@@ -30,7 +31,7 @@ from .backends import HPI_CANDIDATES, OTHER_DEVICES_DEFAULT, backend_class, unav
 from .backends.base import Backend
 from .model_dir import MODEL_FILES, ONNX_FILE, PARAMS_FILE, has_paddle_model
 
-TRIAL_RUNS = 5
+TRIAL_RUNS = 7
 TRIAL_SECONDS = 3.0
 CHOICES_FILE = "hpi_choices.json"
 _VERSIONED = ("paddlepaddle", "onnxruntime", "openvino", "paddle2onnx")
@@ -93,15 +94,21 @@ def _onnx_folder_or_none(model_dir: str, allow_convert: bool) -> Optional[str]:
         return None
 
 
-def _trial(backend: Backend, batch: np.ndarray) -> float:
-    backend.run(batch)  # warm-up: oneDNN/OpenVINO build their kernels on the first run
-    times: List[float] = []
+def _trials(backends: Dict[str, Backend], batch: np.ndarray) -> Dict[str, float]:
+    """Median seconds per run of each backend. The backends take turns run by run, so a machine whose speed drifts
+    (shared hosts) slows them all alike; stops after TRIAL_RUNS rounds, or after TRIAL_SECONDS and 3 rounds."""
+    for backend in backends.values():
+        backend.run(batch)  # warm-up: oneDNN/OpenVINO build their kernels on the first run
+    times: Dict[str, List[float]] = {mode: [] for mode in backends}
     end = time.perf_counter() + TRIAL_SECONDS
-    while len(times) < TRIAL_RUNS and (not times or time.perf_counter() < end):
-        start = time.perf_counter()
-        backend.run(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    for rounds in range(TRIAL_RUNS):
+        if rounds >= 3 and time.perf_counter() > end:
+            break
+        for mode, backend in backends.items():
+            start = time.perf_counter()
+            backend.run(batch)
+            times[mode].append(time.perf_counter() - start)
+    return {mode: statistics.median(t) for mode, t in times.items()}
 
 
 class _ChoiceCache:
@@ -150,20 +157,18 @@ def choose_fastest(model_dir: str, device: Device, num_threads: int, batch_size:
         return Choice(remembered, folders[remembered],
                       backend_class(remembered)(folders[remembered], device, remembered, num_threads, batch_size))
     batch = np.random.default_rng(0).standard_normal((batch_size, *input_shape)).astype(np.float32)
-    timings: Dict[str, float] = {}
-    best: Optional[Choice] = None
+    built: Dict[str, Backend] = {}
     for mode in ready:
         try:
-            backend = backend_class(mode)(folders[mode], device, mode, num_threads, batch_size)
-            timings[mode] = _trial(backend, batch)
+            built[mode] = backend_class(mode)(folders[mode], device, mode, num_threads, batch_size)
         except PaddlexClsError as e:  # e.g. OpenVINO cannot compile an op: the others still compete
             logger.warning("use_hpip: %s not tried: %s", mode, e.message)
-            continue
-        if best is None or timings[mode] < timings[best.run_mode]:
-            best = Choice(mode, folders[mode], backend)
-    if best is None:
+    if not built:
         mode = candidates[0]
         return Choice(mode, model_dir, backend_class(mode)(model_dir, device, mode, num_threads, batch_size))
+    timings = _trials(built, batch)
+    winner = min(timings, key=timings.get)
+    best = Choice(winner, folders[winner], built[winner])
     figures = ", ".join(f"{m} {t * 1000:.2f} ms" for m, t in sorted(timings.items(), key=lambda kv: kv[1]))
     logger.info("use_hpip: %s is the fastest here (median per batch of %d, %d threads: %s)", best.run_mode,
                 batch_size, num_threads, figures)
