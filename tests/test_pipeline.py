@@ -55,6 +55,8 @@ def test_cli_pipeline_predicts_and_saves(exported, tmp_path):
     proc = cli("--pipeline", "image_classification", "--input", str(data / "images"), "--device", "cpu",
                "--save_path", str(tmp_path / "out"), "--model_dir", str(model_dir), "--topk", "2")
     assert proc.returncode == 0, proc.stderr
+    # the model folder says which model it is, not the pipeline's default PP-LCNet_x0_5
+    assert "model PP-LCNet_x0_25 from" in proc.stderr and "PP-LCNet_x0_5" not in proc.stderr
     assert proc.stdout.count("{'res': {") == 12
     res = json.loads((tmp_path / "out" / "1_2_res.json").read_text())["res"]
     assert len(res["class_ids"]) == 2 and res["label_names"][0] in "abc"
