@@ -146,12 +146,16 @@ SCHEMA: Dict[str, Any] = {
         "batch_size": _f("int", None, "(ours) eval batch size; null = Train.batch_size", ge=1),
         "split": _f("str", "val", "(ours) the list to evaluate: val.txt or test.txt", choices=("val", "test")),
         "save_errors": _f("bool", False, "(ours) write misclassified.txt and misclassified.png (up to 64 images)"),
+        "use_ema": _f("bool", True, "(ours) evaluate the EMA weights (.pdema) saved beside weight_path when there "
+                      "are any (what training evaluated and kept); false = the .pdparams itself"),
     },
     "Export": {
         "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to export; null = the "
                           "official ImageNet weights of Global.model", nullable=True),
         "format": _f("str", "paddle", "(ours) paddle: Paddle files; onnx: inference.onnx only (pip install "
                      "\"paddlex_cls[onnx]\"); all: both", choices=("paddle", "onnx", "all")),
+        "use_ema": _f("bool", True, "(ours) export the EMA weights (.pdema) saved beside weight_path when there "
+                      "are any; false = the .pdparams itself"),
     },
     "Predict": {
         "batch_size": _f("int", 1, "images per inference batch", ge=1),

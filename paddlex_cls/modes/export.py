@@ -40,5 +40,5 @@ def run_export(cfg: Dict[str, Any]) -> Dict[str, Any]:
     files = export_model(ExportSpec(model_name=g["model"], num_classes=num_classes, weights=local, out_dir=out_dir,
                                     labels=class_names(weights, local, g["dataset_dir"], num_classes),
                                     input_size=g["input_size"], pir=g["export_with_pir"],
-                                    format=cfg[SECTION]["format"]))
+                                    format=cfg[SECTION]["format"], use_ema=cfg[SECTION]["use_ema"]))
     return {"done_flag": True, "inference_dir": out_dir, "files": files}
