@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--model_name", help="model name (overrides the pipeline config)")
     pipe.add_argument("--batch_size", type=int, help="images per batch (overrides the pipeline config)")
     pipe.add_argument("--topk", type=int, help="classes per result (overrides the pipeline config)")
+    pipe.add_argument("--use_hpip", action="store_true", default=None,
+                      help="high-performance inference: the fastest backend measured here (or hpi_config's)")
+    pipe.add_argument("--hpi_config", help="PaddleX's hpi_config as a YAML/JSON mapping, e.g. '{backend: openvino}'")
     add_serving_arguments(p)
     return p
 
@@ -107,13 +110,24 @@ def pipeline_command(args: argparse.Namespace) -> None:
         return
     if not args.input:
         raise ConfigError("--pipeline needs --input", "e.g. --input ./images/cat.jpg (a file, folder or URL)")
+    from .config.values import yaml_value
+    from .results import sync_saved
+
+    hpi_config = yaml_value(args.hpi_config) if args.hpi_config else None
+    if hpi_config is not None and not isinstance(hpi_config, dict):
+        raise ConfigError(f"--hpi_config must be a mapping, got {args.hpi_config!r}", "e.g. --hpi_config "
+                          "'{backend: openvino}'")
     pipe = create_pipeline(args.pipeline, device=args.device, model_dir=args.model_dir, model_name=args.model_name,
-                           batch_size=args.batch_size, topk=args.topk)
-    for res in pipe.predict(args.input):
-        res.print()
+                           batch_size=args.batch_size, topk=args.topk, use_hpip=args.use_hpip, hpi_config=hpi_config)
+    try:
+        for res in pipe.predict(args.input):
+            res.print()
+            if args.save_path:
+                res.save_to_json(args.save_path)
+                res.save_to_img(args.save_path)
+    finally:
         if args.save_path:
-            res.save_to_json(args.save_path)
-            res.save_to_img(args.save_path)
+            sync_saved()  # results are written without an fsync each: one sync for all
 
 
 def prepare(source: ConfigSource) -> Dict[str, Any]:

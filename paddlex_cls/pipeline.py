@@ -31,7 +31,8 @@ DEFAULT_CONFIG: Dict[str, Any] = {
         },
     },
 }
-_MODULE_KEYS = set(DEFAULT_CONFIG["SubModules"][MODULE_KEY])
+# PaddleX also lets a sub-module set use_hpip and hpi_config (merged over the pipeline's own)
+_MODULE_KEYS = set(DEFAULT_CONFIG["SubModules"][MODULE_KEY]) | {"use_hpip", "hpi_config"}
 
 
 def _check_name(name: str) -> None:
@@ -59,9 +60,14 @@ def write_pipeline_config(name: str, save_path: str) -> str:
     return path
 
 
-def load_pipeline_config(pipeline: str, **overrides: Any) -> Dict[str, Any]:
-    """The pipeline config from a name (defaults) or a YAML path, with module-key overrides applied."""
-    if pipeline.endswith((".yaml", ".yml")) or os.path.sep in pipeline:
+def load_pipeline_config(pipeline: str, config: Optional[Dict[str, Any]] = None, **overrides: Any) -> Dict[str, Any]:
+    """The pipeline config from a dict, a name (defaults) or a YAML path, with module-key overrides applied."""
+    if config is not None:
+        if not isinstance(config, dict):
+            raise ConfigError(f"create_pipeline(config=...) must be a mapping, got {type(config).__name__}",
+                              f"pass the content of --get_pipeline_config {PIPELINE_NAME}'s YAML as a dict")
+        data, source = copy.deepcopy(config), "the pipeline config"
+    elif pipeline.endswith((".yaml", ".yml")) or os.path.sep in pipeline:
         data = read_yaml(pipeline)
         source = pipeline
     else:
@@ -100,36 +106,57 @@ def resolve_model_dir(config: Dict[str, Any]) -> str:
     return module["model_dir"]
 
 
+def _hpi_options(config: Dict[str, Any], use_hpip: Optional[bool],
+                 hpi_config: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """PaddleX's precedence: the call's value, else the module's, else the pipeline's; hpi_config dicts merge."""
+    module = config["SubModules"][MODULE_KEY]
+    merged = {**(config.get("hpi_config") or {}), **(module.get("hpi_config") or {}), **(hpi_config or {})}
+    hpip = use_hpip if use_hpip is not None else module.get("use_hpip", config.get("use_hpip", False))
+    return {"use_hpip": bool(hpip), "hpi_config": merged or None}
+
+
 class ClsPipeline:
     """A loaded image-classification pipeline; ``predict`` yields the same results as ``create_model``."""
 
-    def __init__(self, config: Dict[str, Any], device: Optional[str] = None):
+    def __init__(self, config: Dict[str, Any], device: Optional[str] = None, use_hpip: Optional[bool] = None,
+                 hpi_config: Optional[Dict[str, Any]] = None, **model_options: Any):
         from .api import create_model
 
         self.config = config
         m = config["SubModules"][MODULE_KEY]
         self.model = create_model(model_name=m.get("model_name"), model_dir=m["model_dir"], device=device or "cpu",
-                                  batch_size=m["batch_size"], topk=m["topk"])
+                                  batch_size=m["batch_size"], topk=m["topk"],
+                                  **_hpi_options(config, use_hpip, hpi_config), **model_options)
         logger.info("pipeline %s: model %s from %s", PIPELINE_NAME, self.model.model_name, self.model.model_dir)
 
-    def predict(self, input, **kwargs) -> Iterator[ClsResult]:  # noqa: A002  PaddleX's argument name
-        return self.model.predict(input, batch_size=kwargs.get("batch_size"))
+    def predict(self, input: Any, topk: Optional[int] = None, batch_size: Optional[int] = None,  # noqa: A002
+                **kwargs: Any) -> Iterator[ClsResult]:
+        """Yield one result per image; ``topk`` overrides the config's for this call."""
+        return self.model.predict(input, batch_size=batch_size, topk=topk, **kwargs)
 
-    def __call__(self, input, **kwargs) -> Iterator[ClsResult]:  # noqa: A002
+    def __call__(self, input: Any, **kwargs: Any) -> Iterator[ClsResult]:  # noqa: A002
         return self.predict(input, **kwargs)
 
 
-def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None, **overrides: Any) -> ClsPipeline:
-    """Create the pipeline from its name or YAML file.
+def create_pipeline(pipeline: str = PIPELINE_NAME, device: Optional[str] = None, *,
+                    config: Optional[Dict[str, Any]] = None, use_hpip: Optional[bool] = None,
+                    hpi_config: Optional[Dict[str, Any]] = None, **overrides: Any) -> ClsPipeline:
+    """Create the pipeline from its name, its YAML file or a config dict.
 
     Example:
-        >>> pipe = create_pipeline(pipeline="my_path/image_classification.yaml")
-        >>> for res in pipe.predict("cat.jpg"):
+        >>> pipe = create_pipeline(pipeline="my_path/image_classification.yaml", use_hpip=True)
+        >>> for res in pipe.predict("cat.jpg", topk=3):
         ...     res.print()
 
     Args:
         pipeline: ``"image_classification"`` or a path to its YAML (from ``--get_pipeline_config``).
         device: ``cpu`` or ``gpu:0`` etc.
-        **overrides: module keys (``model_dir``, ``model_name``, ``batch_size``, ``topk``).
+        config: the pipeline config as a dict (wins over ``pipeline``, as in PaddleX).
+        use_hpip: None = the config's (module, then pipeline level), default False.
+        hpi_config: merged over the config's (see ``inference.hpi``).
+        **overrides: module keys (``model_dir``, ``model_name``, ``batch_size``, ``topk``), and PaddleX's
+            ``engine``/``engine_config``/``pp_option`` (see ``create_model``).
     """
-    return ClsPipeline(load_pipeline_config(pipeline, **overrides), device=device)
+    model_options = {k: overrides.pop(k) for k in ("engine", "engine_config", "pp_option") if k in overrides}
+    return ClsPipeline(load_pipeline_config(pipeline, config, **overrides), device=device, use_hpip=use_hpip,
+                       hpi_config=hpi_config, **model_options)

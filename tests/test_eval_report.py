@@ -62,3 +62,23 @@ def test_misclassified_list_and_contact_sheet(tmp_path):
     assert rows[1:] == ["img3.png\tzero\tone\t0.95000", "img1.png\tone\tzero\t0.60000"]  # most confident first
     sheet = Image.open(tmp_path / "misclassified.png")
     assert sheet.size == (2 * 164 + 4, 164 + 4)
+
+
+class _Batches(list):
+    dataset = None  # no check_batch
+
+
+def test_eval_progress_line_format_is_stable_with_millisecond_times(pxlog):
+    """`[Eval][Iter: i/n] samples: S, T s` with T in ms resolution: users and CI parse these lines."""
+    import re
+
+    from paddlex_cls.engine.evaluator import evaluate
+
+    batches = _Batches([(np.zeros((2, 1), np.float32), np.array([0, 1])), (np.zeros((2, 1), np.float32),
+                                                                           np.array([1, 1]))])
+    result = evaluate(lambda x: np.tile([[0.0, 1.0]], (len(x), 1)), batches, num_classes=2, log_interval=1)
+    records = {id(r): r for r in pxlog.records}.values()  # the capture may see a record twice (handler + root)
+    lines = [r.getMessage() for r in records if "[Eval][Iter" in r.getMessage()]
+    assert [re.fullmatch(r"\[Eval\]\[Iter: (\d)/2\] samples: (\d), \d+\.\d{3} s", m).groups() for m in lines] == \
+        [("1", "2"), ("2", "4")]
+    assert result.top1 == 0.75 and result.samples == 4

@@ -116,6 +116,15 @@ def test_evaluate_and_export_say_when_they_use_ema_weights(tmp_path, pxlog):
     assert "EMA" not in pxlog.text
 
 
+def test_use_ema_false_never_reads_the_pdema(tmp_path, pxlog):
+    """Evaluate.use_ema / Export.use_ema = false: the named .pdparams is used and the .pdema is not even opened."""
+    model, *_, path = _trained_checkpoint(tmp_path)
+    Path(path[:-len(".pdparams")] + ".pdema").write_bytes(b"not a weights file")
+    state = load_checkpoint(path, with_ema=False).inference_state()
+    assert "EMA" not in pxlog.text
+    np.testing.assert_array_equal(state["0.weight"], model.state_dict()["0.weight"].numpy())
+
+
 def test_a_corrupt_side_file_is_a_clear_error_on_resume(tmp_path):
     *_, path = _trained_checkpoint(tmp_path)
     opt_path = path[:-len(".pdparams")] + ".pdopt"

@@ -1,6 +1,7 @@
 """The image_classification pipeline: CLI (--pipeline, --get_pipeline_config) and create_pipeline."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from paddlex_cls import create_pipeline
 from paddlex_cls.engine.exporter import ExportSpec, export_model
 from paddlex_cls.errors import DatasetError, WeightsError
 from paddlex_cls.models import get_entry
+from paddlex_cls.pipeline import DEFAULT_CONFIG
 
 from .conftest import ROOT, make_dataset
 
@@ -53,6 +55,8 @@ def test_cli_pipeline_predicts_and_saves(exported, tmp_path):
     proc = cli("--pipeline", "image_classification", "--input", str(data / "images"), "--device", "cpu",
                "--save_path", str(tmp_path / "out"), "--model_dir", str(model_dir), "--topk", "2")
     assert proc.returncode == 0, proc.stderr
+    # the model folder says which model it is, not the pipeline's default PP-LCNet_x0_5
+    assert "model PP-LCNet_x0_25 from" in proc.stderr and "PP-LCNet_x0_5" not in proc.stderr
     assert proc.stdout.count("{'res': {") == 12
     res = json.loads((tmp_path / "out" / "1_2_res.json").read_text())["res"]
     assert len(res["class_ids"]) == 2 and res["label_names"][0] in "abc"
@@ -115,3 +119,18 @@ def test_api_errors(exported, tmp_path, monkeypatch):
         create_pipeline("image_classification", model_dir=str(tmp_path))
     with pytest.raises(DatasetError):
         list(create_pipeline("image_classification", model_dir=str(model_dir)).predict(str(tmp_path / "x.jpg")))
+
+
+def test_paddlex_pipeline_call_shapes(exported, tmp_path, monkeypatch):
+    model_dir, data = exported
+    monkeypatch.setenv("PADDLEX_CLS_HOME", str(tmp_path / "home"))
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config["SubModules"]["ImageClassification"].update(model_dir=str(model_dir), use_hpip=True,
+                                                        hpi_config={"backend": "paddle"})
+    pipe = create_pipeline(config=config, device="cpu")
+    assert pipe.model.predictor.run_mode == "mkldnn"  # hpi_config's paddle backend: oneDNN
+    image = str(data / "images" / "0_0.png")
+    assert len(list(pipe.predict(image, topk=1))[0].class_ids) == 1
+    assert len(list(pipe.predict(image))[0].class_ids) == 3
+    plain = create_pipeline(config=config, use_hpip=False, engine_config={"run_mode": "paddle"})
+    assert plain.model.predictor.run_mode == "paddle"

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from paddlex_cls.engine.optim import build_scheduler
+from paddlex_cls.engine.run_dir import claim_output
 from paddlex_cls.fileio import atomic_write_text, restore_interrupted
 from paddlex_cls.launcher import worker_errors
 
@@ -105,6 +106,19 @@ def test_a_new_run_moves_the_previous_run_aside(data, tmp_path):
     assert (out / "train.log").read_text().count("training done") == 1
 
 
+def test_a_run_killed_before_its_first_result_is_moved_aside_too(tmp_path):
+    out, data = tmp_path / "out", tmp_path / "data"
+    out.mkdir()
+    data.mkdir()
+    for name in ("config.yaml", "train.log", "vdlrecords.1.log"):  # kill -9 during epoch 1: no train_result.json
+        (out / name).write_text(name)
+    (out / "check_dataset_result.json").write_text("{}")  # check_dataset's, not the run's: stays
+    claim_output(str(out), str(data), None)
+    (previous,) = (out / "previous_runs").iterdir()
+    assert sorted(p.name for p in previous.iterdir()) == ["config.yaml", "train.log", "vdlrecords.1.log"]
+    assert (out / "check_dataset_result.json").is_file() and not (out / "train.log").exists()
+
+
 def test_crash_leftovers_are_finished_or_removed(tmp_path):
     (tmp_path / ".latest.new").mkdir()
     (tmp_path / ".best_model.old").mkdir()
@@ -137,6 +151,22 @@ def test_the_schedule_follows_a_longer_run_on_resume():
     two = build_scheduler(0.1, epochs=2, iters_per_epoch=5, warmup_epochs=0)
     two.set_state_dict(one.state_dict())
     assert two() == pytest.approx(0.05, rel=1e-6)  # the cosine's midpoint of a 10-step schedule
+
+
+def test_a_resumed_run_keeps_its_finished_warmup():
+    """With the default warmup (epochs, capped by the run's length) a 1-epoch run warms up over its whole epoch;
+    resumed with 2 epochs it continues from the full LR down the cosine instead of re-entering a longer warmup."""
+    one = build_scheduler(0.1, epochs=1, iters_per_epoch=5, warmup_epochs=5)
+    for _ in range(5):
+        one.step()
+    two = build_scheduler(0.1, epochs=2, iters_per_epoch=5, warmup_epochs=5)
+    two.set_state_dict(one.state_dict())
+    lrs = []
+    for _ in range(5):
+        lrs.append(two())
+        two.step()
+    assert lrs[0] == pytest.approx(0.1, rel=1e-6)
+    assert all(a > b for a, b in zip(lrs, lrs[1:])), lrs
 
 
 def test_a_worker_that_died_at_start_up_is_reported(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -134,6 +135,30 @@ def test_export_both_formats_and_predict(trained, tmp_path):
         assert len(res["class_ids"]) == 3 and res["scores"] == sorted(res["scores"], reverse=True)
         assert res["label_names"][0] == f"class_{res['class_ids'][0]}"
         assert (pred_out / "0_0_res.png").is_file()
+
+
+def test_export_onnx_and_predict_with_onnx_runtimes(trained, tmp_path):
+    pytest.importorskip("paddle2onnx")
+    pytest.importorskip("onnxruntime")
+    data, out, _ = trained
+    base = ["-c", CFG, "-o", f"Global.dataset_dir={data}", "-o", "Global.device=cpu"]
+    proc = run_cli(*base, "-o", "Global.mode=export", "-o", f"Global.output={tmp_path / 'onnx'}", "-o",
+                   f"Export.weight_path={out}/best_model/best_model.pdparams", "-o", "Export.format=onnx")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "onnx" / "inference"
+    assert sorted(f for f in os.listdir(folder) if not f.startswith(".")) == ["inference.onnx", "inference.yml"]
+    assert "Polygraphy" not in proc.stderr
+    for run_mode in ("null", "onnxruntime"):
+        pred_out = tmp_path / f"pred_{run_mode}"
+        proc = run_cli(*base, "-o", "Global.mode=predict", "-o", f"Global.output={pred_out}",
+                       "-o", f"Predict.model_dir={folder}", "-o", f"Predict.input={data / 'images'}",
+                       "-o", f"Predict.kernel_option.run_mode={run_mode}", "-o", "Predict.kernel_option.cpu_threads=1")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads((pred_out / "predict_result.json").read_text())["run_mode"] == "onnxruntime"
+    proc = run_cli(*base, "-o", "Global.mode=predict", "-o", f"Global.output={tmp_path / 'p'}",
+                   "-o", f"Predict.model_dir={folder}", "-o", f"Predict.input={data / 'images'}",
+                   "-o", "Predict.kernel_option.run_mode=mkldnn")
+    assert proc.returncode == 5 and "holds only ONNX" in proc.stderr
 
 
 def test_resume_is_bit_exact(trained, tmp_path):

@@ -150,10 +150,16 @@ SCHEMA: Dict[str, Any] = {
         "batch_size": _f("int", None, "(ours) eval batch size; null = Train.batch_size", ge=1),
         "split": _f("str", "val", "(ours) the list to evaluate: val.txt or test.txt", choices=("val", "test")),
         "save_errors": _f("bool", False, "(ours) write misclassified.txt and misclassified.png (up to 64 images)"),
+        "use_ema": _f("bool", True, "(ours) evaluate the EMA weights (.pdema) saved beside weight_path when there "
+                      "are any (what training evaluated and kept); false = the .pdparams itself"),
     },
     "Export": {
         "weight_path": _f("str", "output/best_model/best_model.pdparams", "weights to export; null = the "
                           "official ImageNet weights of Global.model", nullable=True),
+        "format": _f("str", "paddle", "(ours) paddle: Paddle files; onnx: inference.onnx only (pip install "
+                     "\"paddlex_cls[onnx]\"); all: both", choices=("paddle", "onnx", "all")),
+        "use_ema": _f("bool", True, "(ours) export the EMA weights (.pdema) saved beside weight_path when there "
+                      "are any; false = the .pdparams itself"),
     },
     "Predict": {
         "batch_size": _f("int", 1, "images per inference batch", ge=1),
@@ -162,8 +168,15 @@ SCHEMA: Dict[str, Any] = {
                         nullable=True),
         "input": _f("str_or_list", None, "image path, folder, URL, or a list of them"),
         "topk": _f("int", 5, "(ours) how many classes per result", ge=1),
+        "use_hpip": _f("bool", False, "high-performance inference: the backend hpi_config names, else the fastest "
+                       "one measured on this machine"),
+        "hpi_config": _f("any", None, "PaddleX's mapping: backend (paddle | onnxruntime | openvino | tensorrt), "
+                         "backend_config, auto_config, auto_paddle2onnx"),
         "kernel_option": {
-            "run_mode": _f("str", "paddle", "inference backend and precision", choices=tuple(RUN_MODES)),
+            "run_mode": _f("str", None, "null = fastest safe default (oneDNN on CPU); paddle (oneDNN off) | mkldnn "
+                           "| mkldnn_bf16 | onnxruntime | openvino | openvino_bf16 | trt_fp32 | trt_fp16 | trt_int8",
+                           choices=tuple(RUN_MODES)),
+            "cpu_threads": _f("int", None, "CPU math threads; null = every core this process may use", ge=1),
         },
     },
 }

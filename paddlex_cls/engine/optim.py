@@ -51,9 +51,21 @@ class WarmupCosine(paddle.optimizer.lr.LRScheduler):
         progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
         return self.base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["warmup_steps"] = self.warmup_steps
+        return state
+
     def set_state_dict(self, state_dict: dict) -> None:
-        """Restore the step count; the LR is recomputed on this schedule, not taken from the saved run's."""
-        super().set_state_dict(state_dict)
+        """Restore the step count and the saved run's warmup length; the LR is recomputed on this schedule.
+
+        The warmup belongs to the start of training: a resumed run asked for more epochs would otherwise get a
+        longer warmup (it is counted in epochs, capped by the run's length) and drop its LR to climb again."""
+        state = dict(state_dict)
+        saved_warmup = state.pop("warmup_steps", None)  # absent from checkpoints of earlier versions
+        super().set_state_dict(state)
+        if saved_warmup is not None:
+            self.warmup_steps = min(int(saved_warmup), self.total_steps)
         self.last_lr = self.get_lr()
 
 

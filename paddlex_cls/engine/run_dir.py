@@ -4,8 +4,9 @@
 - One training at a time: a lock file held for the whole run (the launcher's parent holds it for its workers); a
   second run fails at once naming the holder's pid.
 - What a crash left behind (``.<name>.new``, ``.<name>.old``, ``.<file>.*.tmp``) is finished or removed first.
-- A new run into an output that holds a previous run (``train_result.json``) starts afresh after moving that run's
-  files into ``previous_runs/<UTC time>/`` (nothing is deleted), unless it resumes from a checkpoint of that output.
+- A new run into an output that holds files of a previous run (finished, or killed before it wrote
+  ``train_result.json``) starts afresh after moving them into ``previous_runs/<UTC time>/`` (nothing is deleted),
+  unless it resumes from a checkpoint of that output.
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def claim_output(output: str, dataset_dir: str, resume_path: Optional[str]) -> N
         for what in restore_interrupted(output):
             logger.info("cleaned up after an interrupted run: %s", what)
         resuming_here = resume_path and contains(output, resume_path)
-        if not resuming_here and os.path.exists(os.path.join(output, "train_result.json")):
+        if not resuming_here:
             moved = _move_previous_run(output)
             if moved:
                 logger.info("%s held a previous training run; it was moved to %s and this run starts afresh",

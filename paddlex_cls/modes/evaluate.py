@@ -50,7 +50,8 @@ def run_evaluate(cfg: Dict[str, Any]) -> Dict[str, Any]:
     rt = setup_runtime(g, single_card=True)
     entry = get_entry(g["model"])
     num_classes = cfg["Train"]["num_classes"]
-    ckpt = load_checkpoint(local_weights(ev["weight_path"], g["model"], f"{SECTION}.weight_path"), with_ema=True)
+    ckpt = load_checkpoint(local_weights(ev["weight_path"], g["model"], f"{SECTION}.weight_path"),
+                           with_ema=ev["use_ema"])
     model = entry.build(num_classes=num_classes, input_size=g["input_size"])
     load_weights(model, ckpt.inference_state(), ckpt.path)
     dataset = ClsDataset(g["dataset_dir"], ev["split"], eval_transform(entry.preprocess, g["input_size"]),

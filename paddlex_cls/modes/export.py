@@ -1,6 +1,8 @@
 """``Global.mode=export``: ``Export.weight_path`` -> ``<output>/inference/`` (model files + inference.yml).
 
 ``Export.weight_path=null`` exports the official ImageNet-1k weights of ``Global.model`` (PaddleX's meaning).
+``Export.format``: ``paddle`` (default) writes the Paddle files, ``onnx`` only ``inference.onnx``, ``all`` both;
+the folder appears whole (``engine.exporter``).
 """
 from __future__ import annotations
 
@@ -16,6 +18,10 @@ SECTION = "Export"
 def resolve_export(cfg: Dict[str, Any], overridden: frozenset) -> None:
     """Take classes and input size from the weights' training run or head; check the model and input size."""
     g = cfg["Global"]
+    if cfg[SECTION]["format"] != "paddle":
+        from ..inference.to_onnx import require_paddle2onnx
+
+        require_paddle2onnx(f"Export.format={cfg[SECTION]['format']}")  # before any download or export work
     resolve_weights(cfg, overridden, SECTION)
     if g["input_size"] is not None:
         get_entry(g["model"]).check_input_size(g["input_size"])
@@ -33,5 +39,6 @@ def run_export(cfg: Dict[str, Any]) -> Dict[str, Any]:
     out_dir = os.path.join(g["output"], "inference")
     files = export_model(ExportSpec(model_name=g["model"], num_classes=num_classes, weights=local, out_dir=out_dir,
                                     labels=class_names(weights, local, g["dataset_dir"], num_classes),
-                                    input_size=g["input_size"], pir=g["export_with_pir"]))
+                                    input_size=g["input_size"], pir=g["export_with_pir"],
+                                    format=cfg[SECTION]["format"], use_ema=cfg[SECTION]["use_ema"]))
     return {"done_flag": True, "inference_dir": out_dir, "files": files}

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from typing import Tuple, Union
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+# PaddleX's image suffixes, plus GIF (decoded through Pillow)
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pbm", ".pgm", ".ppm", ".pnm",
+              ".sr", ".ras", ".gif")
 # 178,956,970 is Pillow's own decompression-bomb limit (and PaddleX's refusal threshold); 100 MP covers any photo.
 MAX_PIXELS = 100_000_000
 Source = Union[str, os.PathLike, bytes]
@@ -25,25 +28,33 @@ class ImageDecodeError(ValueError):
     """The bytes are not a readable image, or the image is larger than allowed. The message says which."""
 
 
-def _open_header(source: Source) -> Image.Image:
+def _too_large(pixels: str, max_pixels: int) -> ImageDecodeError:
+    return ImageDecodeError(f"image is {pixels}, above the limit of {max_pixels:,} pixels "
+                            "(paddlex_cls.preprocess.image_io.MAX_PIXELS)")
+
+
+def _open_header(source: Source, max_pixels: int) -> Image.Image:
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source)
     try:
         return Image.open(stream)
     except FileNotFoundError:
         raise
+    except Image.DecompressionBombError as e:  # Pillow's own limit (2 x 89 MP) stops Image.open itself
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        raise _too_large(f"{int(found.group(1)):,} pixels" if found else "larger than Pillow opens",
+                         max_pixels) from None
     except Exception as e:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError... for bad headers
         raise ImageDecodeError(f"not an image ({type(e).__name__}: {e})") from None
 
 
 def image_size(source: Source, max_pixels: int = MAX_PIXELS) -> Tuple[int, int]:
     """(width, height) from the header only; refuses an empty or too large image."""
-    with _open_header(source) as img:
+    with _open_header(source, max_pixels) as img:
         width, height = img.size
     if width < 1 or height < 1:
         raise ImageDecodeError(f"image has size {width}x{height}")
     if width * height > max_pixels:
-        raise ImageDecodeError(f"image is {width}x{height} = {width * height:,} pixels, above the limit of "
-                               f"{max_pixels:,}")
+        raise _too_large(f"{width}x{height} = {width * height:,} pixels", max_pixels)
     return width, height
 
 
