@@ -28,8 +28,7 @@ from ..hub import (
     state_dict_verifier,
 )
 from ..log import logger
-
-CHECKPOINT_EXTS = (".pdparams", ".pdopt", ".pdstates", ".pdema")
+from .run_dir import checkpoint_legacy_names
 
 
 def _check_finite(state: Dict[str, Any], what: str) -> None:
@@ -66,7 +65,7 @@ def save_checkpoint(out_dir: str, name: str, model: Dict[str, Any], optimizer: O
         for fname in os.listdir(tmp):
             with open(os.path.join(tmp, fname), "rb") as f:
                 os.fsync(f.fileno())
-        replace_dir(tmp, final, legacy_names=[name + ext for ext in CHECKPOINT_EXTS] + ["inference"])
+        replace_dir(tmp, final, legacy_names=checkpoint_legacy_names(name))
     except FileExistsError:
         raise RuntimeFailure(f"{final} exists and was not written by paddlex_cls; refusing to replace it",
                              "choose another -o Global.output (training never deletes folders it did not create)"

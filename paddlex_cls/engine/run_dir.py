@@ -17,7 +17,7 @@ import time
 from typing import List, Optional
 
 from ..errors import ConfigError, RuntimeFailure
-from ..fileio import contains, restore_interrupted
+from ..fileio import contains, is_owned, restore_interrupted
 from ..log import logger
 
 LOCK_FILE = ".paddlex_cls.lock"
@@ -26,6 +26,7 @@ PREVIOUS_RUNS = "previous_runs"
 RUN_FILES = ("config.yaml", "train.log", "train_result.json", "label_dict.txt", "training_curves.png",
              "distributed_train_logs", "best_model", "latest")
 RUN_PATTERNS = ("epoch_*", "vdlrecords.*.log")
+CHECKPOINT_EXTS = (".pdparams", ".pdopt", ".pdstates", ".pdema")
 _held: List[int] = []  # lock file descriptors, kept open (and locked) until the process exits
 
 
@@ -52,10 +53,24 @@ def _lock(output: str) -> None:
     _held.append(fd)
 
 
+def checkpoint_legacy_names(name: str) -> List[str]:
+    """What a checkpoint folder ``name`` held before folders were marked as ours (they may be replaced too)."""
+    return [name + ext for ext in CHECKPOINT_EXTS] + ["inference"]
+
+
+def _written_by_a_run(output: str, name: str) -> bool:
+    """A run's file, or a checkpoint folder paddlex_cls wrote (a user's folder of that name is never moved)."""
+    path = os.path.join(output, name)
+    if not os.path.isdir(path) or name == "distributed_train_logs":
+        return True
+    return is_owned(path, checkpoint_legacy_names(name))
+
+
 def _move_previous_run(output: str) -> Optional[str]:
     names = [n for n in RUN_FILES if os.path.exists(os.path.join(output, n))]
     for pattern in RUN_PATTERNS:
         names += [os.path.basename(p) for p in glob.glob(os.path.join(output, pattern))]
+    names = [n for n in names if _written_by_a_run(output, n)]
     if not names:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
