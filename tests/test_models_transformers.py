@@ -78,6 +78,8 @@ def _export_and_predict(net, x: np.ndarray, out_dir: str) -> np.ndarray:
     return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
 
 
+# CI checks the export of both through tests/test_export_agreement.py (the smallest model of every family)
+@pytest.mark.slow
 @pytest.mark.parametrize("name, size", [(SWIN, 32), (CLIP, 32)])
 def test_export_matches_dygraph(name, size, tmp_path):
     paddle.seed(0)
