@@ -85,7 +85,7 @@ def choose_engine(requested: str, spec: StepSpec, model_name: str, build: Callab
             ``trial.min_steps`` (the static build and the trial would cost more than they save).
 
     Raises:
-        ConfigError: ``static`` asked for a run it cannot do (GPU, several processes).
+        ConfigError: ``static`` asked for a run it cannot do (GPU, several processes, ``Train.dy2st``).
         RuntimeFailure: ``static`` asked for, but the program fails to build or run, disagrees or gives NaN.
     """
     if requested not in ENGINE_CHOICES:
