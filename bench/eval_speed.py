@@ -5,8 +5,8 @@ Default: ``--images`` jpgs at 256 px (``peer.py``: made from the demo digits) ev
 its own data loader, the same 10-class random-initialised ResNet18 weights for both (our state-dict keys are
 PaddleClas's), ``--threads`` math threads and ``--workers`` loader workers each, fresh processes, the order
 alternating per round. Two figures per run: the whole command's wall time (start-up, model, data, evaluation), and
-the steady-state images/s of the evaluation loop from its 6th batch on (PaddleClas's own ``ips`` of its last batch,
-which counts its last, smaller batch as full; ours from our progress lines). Ratios are medians of per-round ratios.
+the steady-state images/s of the evaluation loop from its 6th batch on (PaddleClas's mean batch time over those
+batches from its last log line; ours from our progress lines). Ratios are medians of per-round ratios.
 
 ``--paths``: in one process per path, ``dygraph`` (the Layer in eval mode, what ``evaluate`` ran before),
 ``predictor`` (``fast_eval.onednn_forward``: a traced copy run by the Predict backend with oneDNN, what
@@ -38,7 +38,7 @@ PATHS = ("dygraph", "predictor", "static")
 DIGITS = peer.DIGITS
 _OURS_PROGRESS = re.compile(r"\[Eval\]\[Iter: (\d+)/(\d+)\] samples: (\d+), ([\d.]+) s")
 _OURS_TOP1 = re.compile(r"\[Eval\]\[Avg\]loss: [\d.]+, top1: ([\d.]+)")
-_PADDLECLAS_IPS = re.compile(r"\[Eval\]\[Epoch \d+\]\[Iter: \d+/\d+\].*?ips: ([\d.]+) images/sec")
+_PADDLECLAS_COST = re.compile(r"\[Eval\]\[Epoch \d+\]\[Iter: (\d+)/\d+\].*?batch_cost: ([\d.]+)s")
 _PADDLECLAS_TOP1 = re.compile(r"\[Eval\]\[Epoch \d+\]\[Avg\].*?top1: ([\d.]+)")
 
 
@@ -72,7 +72,11 @@ def run_paddleclas(model: str, data: str, weights: str, args: argparse.Namespace
                           f"DataLoader.Eval.loader.num_workers={args.workers}")
     got = peer.run(cmd, args.threads, cwd=os.path.join(args.peers, "PaddleClas")).check(f"PaddleClas eval {model}")
     log = got.stdout + got.stderr
-    return {"wall_s": got.seconds, "ips": float(_PADDLECLAS_IPS.findall(log)[-1]),
+    # its eval timers restart at the 6th batch and are not reset after a log line: the last line's batch_cost is the
+    # mean over batches 6..last; images counted as they are (the last batch is smaller)
+    last, mean_cost = _PADDLECLAS_COST.findall(log)[-1]
+    batches = int(last) - 5 + 1
+    return {"wall_s": got.seconds, "ips": (args.images - 5 * args.bs) / (float(mean_cost) * batches),
             "top1": float(_PADDLECLAS_TOP1.findall(log)[-1])}
 
 

@@ -108,18 +108,21 @@ def paddleclas(peers: str, tool: str, model: str, size: int, data: str, *overrid
     return cmd
 
 
-_PADDLECLAS_ITER = re.compile(r"\[Train\]\[Epoch \d+/\d+\]\[Iter: (\d+)/(\d+)\].*?ips: ([\d.]+) samples/s")
+_PADDLECLAS_ITER = re.compile(r"\[Train\]\[Epoch \d+/\d+\]\[Iter: (\d+)/(\d+)\].*?batch_cost: ([\d.]+)s")
 _OURS_ITER = re.compile(r"\[Train\]\[Epoch \d+/\d+\]\[Iter: (\d+)/(\d+)\].*?batch_cost: ([\d.]+) s.*?ips: ([\d.]+) "
                         r"samples/s")
 
 
-def paddleclas_ips(log: str) -> float:
-    """Samples/s of PaddleClas's last logged iteration: its batch size over the mean iteration time (data wait
-    included) since its 6th iteration (PaddleClas resets its timers there)."""
-    found = _PADDLECLAS_ITER.findall(log)
-    if not found:
-        raise RuntimeError(f"no PaddleClas iteration lines in:\n{log[-2000:]}")
-    return float(found[-1][2])
+def paddleclas_ips(log: str, batch_size: int, skip: int = 5) -> float:
+    """Samples/s over PaddleClas's iterations after its first ``skip`` (0-based ids >= 5), data wait included.
+
+    Run with ``Global.print_batch_step=1``: PaddleClas resets its timers after every log line, so each line's
+    ``batch_cost`` is that one iteration's time (its ``ips`` too: the last line alone would be one iteration).
+    """
+    costs = [float(cost) for i, _, cost in _PADDLECLAS_ITER.findall(log) if int(i) >= skip]
+    if not costs:
+        raise RuntimeError(f"no PaddleClas iteration lines after the first {skip} in:\n{log[-2000:]}")
+    return batch_size * len(costs) / sum(costs)
 
 
 def ours_ips(log: str, batch_size: int, skip: int = 5) -> float:

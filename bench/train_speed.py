@@ -4,8 +4,8 @@ loader on the same jpg files, interleaved in fresh processes.
 Per case (model : input size : batch), the same jpg dataset (made from the demo digits, ``peer.py``) is trained for
 one epoch of ``--iters`` iterations by each tool, ``--threads`` math threads (OMP_NUM_THREADS and Global.num_threads)
 and ``--workers`` loader workers each; the order alternates per round. The figure is samples/s over the iterations
-after the 5th, data wait included (PaddleClas's own ``ips`` of its last iteration: it resets its timers at the 6th
-iteration; ours from our per-iteration log lines over the same window), and the reported ratio is the median over
+after the 5th, data wait included (the same window from each tool's per-iteration log lines: batch size times
+iterations over their summed ``batch_cost``), and the reported ratio is the median over
 rounds of the per-round ratio, because this VM's speed drifts more between minutes than the tools differ within one.
 Ours runs ``-o Train.engine=static`` by default (``--engine``): an epoch this short (< 50 steps) would keep ``auto``
 on dygraph; ``--trial`` shows what ``auto`` decides for each case.
@@ -69,7 +69,7 @@ def run_paddleclas(model: str, size: int, bs: int, data: str, args: argparse.Nam
                               f"DataLoader.Train.sampler.batch_size={bs}",
                               f"DataLoader.Train.loader.num_workers={args.workers}", *lr)
         got = peer.run(cmd, args.threads, cwd=os.path.join(args.peers, "PaddleClas")).check(f"PaddleClas {model}")
-    return {"ips": peer.paddleclas_ips(got.stdout + got.stderr), "wall_s": got.seconds}
+    return {"ips": peer.paddleclas_ips(got.stdout + got.stderr, bs), "wall_s": got.seconds}
 
 
 def compare(args: argparse.Namespace) -> None:
