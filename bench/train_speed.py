@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer  # noqa: E402  (bench/peer.py, beside this script)
 
 ROOT = peer.ROOT
-DEFAULT_CASES = ("PP-LCNet_x1_0:224:32", "ResNet18:224:32", "PP-LCNet_x1_0:32:32")
+DEFAULT_CASES = ("PP-LCNet_x1_0:224:32", "ResNet18:224:32", "PP-LCNet_x1_0:32:64")
 ENGINES = ("static", "dygraph")
 DATA = os.path.join(ROOT, "bench", ".data")
 

@@ -51,3 +51,25 @@ def test_onednn_forward_reads_values_used_twice():
     model = Standardize()
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32)
     np.testing.assert_allclose(onednn_forward(model, 4, threads=1)(x), layer_forward(model)(x), rtol=1e-4, atol=1e-5)
+
+
+def _openmp_threads():
+    """The calling thread's OpenMP thread count in the runtime Paddle's kernels use (None: not found)."""
+    import ctypes
+    import os
+
+    lib = os.path.join(os.path.dirname(paddle.__file__), "libs", "libiomp5.so")
+    return ctypes.CDLL(lib).omp_get_max_threads if os.path.exists(lib) else None
+
+
+def test_evaluation_leaves_the_trainer_its_threads():
+    """Paddle's predictor sets the calling thread to 1 math thread after each run: a trainer that evaluated
+    through it (the engine trial does, before the first step) trained on one core from then on."""
+    threads = _openmp_threads()
+    if threads is None:
+        pytest.skip("this Paddle build has no libiomp5 to ask")
+    model = get_entry("PP-LCNet_x0_25").build(num_classes=10, input_size=32)
+    paddle.base.core.set_num_threads(2)
+    assert threads() == 2
+    onednn_forward(model, 32, threads=2)(np.zeros((1, 3, 32, 32), np.float32))
+    assert threads() == 2
