@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 from . import distributed_env, signals
@@ -45,6 +46,34 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def keep_freed_host_memory() -> bool:
+    """Let this process reuse freed memory instead of returning it to the kernel (glibc; elsewhere a no-op).
+
+    A static program frees and allocates the same activation buffers every step. glibc maps each buffer above its
+    (adaptive) threshold afresh and unmaps it on free, and trims the heap's top, so every step page-faults and
+    zeroes hundreds of MB: measured, PP-LCNet_x1_0 224 px batch 32 on 2 cores, 1.82 -> 1.27 s per static step
+    (sys time 6.0 -> 2.5 s over 8 steps); ResNet18 3.50 -> 3.11 s. Buffers up to 32 MB (glibc's cap) then come from
+    the heap, and the heap keeps up to 1 GiB of freed memory. Peak RSS rose 10%; dygraph steps did not change.
+    Returns whether the settings took.
+    """
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return all(mallopt(param, value) == 1 for param, value in (
+        (_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 64 << 20)))
 
 
 def setup_runtime(global_cfg: dict, single_card: bool = False) -> Runtime:

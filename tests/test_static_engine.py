@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -331,3 +332,11 @@ def test_cli_static_engine_fine_tuning_and_bit_exact_resume(tmp_path):
         for k in a:
             if k != "LR_Scheduler":
                 np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=f"{ext} {k}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_static_engine_process_keeps_freed_memory():
+    """The allocator settings that stop every static step from page-faulting its buffers afresh take on Linux."""
+    from paddlex_cls.runtime import keep_freed_host_memory
+
+    assert keep_freed_host_memory() is True

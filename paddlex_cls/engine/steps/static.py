@@ -28,7 +28,7 @@ import numpy as np
 import paddle
 
 from ...quiet import quiet_static_build
-from ...runtime import available_cores
+from ...runtime import available_cores, keep_freed_host_memory
 from ..fast_eval import program_forward
 from ..loss import classification_loss
 from ..optim import build_optimizer, is_head
@@ -75,6 +75,7 @@ class StaticStep(TrainStep):
 
     def __init__(self, spec: StepSpec):
         self.spec = spec
+        keep_freed_host_memory()  # every step frees and re-allocates the same large buffers
         paddle.seed(spec.seed)
         with paddle.utils.unique_name.guard():
             self._layer = spec.model_factory()
