@@ -3,7 +3,7 @@
 Each model runs in its own process (a crash or a hang costs only that model), at 32 px with random batches, its
 recipe (optimizer, learning rate without warmup, EMA, label smoothing, ...):
 
-    python bench/static_engine_probe.py --out output/static_probe          # all 80 models, ~1 h on 2 cores
+    python bench/static_engine_probe.py             # all 80 models, ~1 h on 2 cores -> bench/results/static_probe.*
     python bench/static_engine_probe.py --models "PP-LCNet*" "ResNet18"
 
 Per model: does the program build; eval logits from the same weights (relative norm difference, <= 1e-2); the
@@ -11,7 +11,9 @@ first loss of both engines on the same batch (relative difference, <= 1e-4); the
 after it (``allclose(rtol=1e-2, atol=1e-4)``); the second loss, after one update (difference <= 10% of the loss
 change that update made): the engine trial's checks. Then static and dygraph steps alternate and the median step
 times give the speed ratio. A static first step slower than ``--slow-factor`` dygraph steps stops the timing.
-Writes ``probe.json`` and ``probe.md`` (a markdown table) into ``--out``.
+Every loss of both engines is recorded (the same batch each step: it should fall). Writes
+``static_probe.json`` (read by ``tools/gen_docs.py`` for the engine column of docs/models.md) and
+``static_probe.md`` (a markdown table) into ``--out``; ``--models`` runs update their rows in place.
 """
 from __future__ import annotations
 
@@ -84,12 +86,15 @@ def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dic
     if not np.isfinite(s.loss):
         return dict(row, status="nan")
     times: Dict[str, List[float]] = {"static": [], "dygraph": []}
+    losses: Dict[str, List[float]] = {"static": [s.loss], "dygraph": [d.loss]}
+    row["losses"] = losses
     second: Dict[str, float] = {}
     for i in range(steps + 1):
         for name, step in (("static", static), ("dygraph", dygraph)):
             paddle.seed(2 + i)
             tic = time.perf_counter()
             loss = step.train_batch(x, y).loss
+            losses[name].append(loss)
             if i:  # the step after the first is still warming oneDNN's caches
                 times[name].append(time.perf_counter() - tic)
             else:
@@ -126,26 +131,33 @@ def run_one(model: str, args: argparse.Namespace) -> Dict[str, Any]:
     return dict(json.loads(rows[-1]), wall_s=time.perf_counter() - tic)
 
 
+def falls(row: Dict[str, Any]) -> str:
+    seen = row.get("losses", {}).get("static", [])
+    return f"{seen[0]:.3f} -> {seen[-1]:.3f}" if len(seen) > 1 else ""
+
+
 def markdown(rows: List[Dict[str, Any]]) -> str:
     def f(row, key, fmt):
         return fmt.format(row[key]) if key in row else ""
 
     lines = ["| model | status | build s | eval rel diff | 1st loss rel diff | BN stats (<=1 ok) | "
-             "2nd loss diff / change | static step s | dygraph step s | static/dygraph speed | note |",
-             "|---" * 11 + "|"]
+             "2nd loss diff / change | static step s | dygraph step s | static/dygraph speed | "
+             "static loss first -> last | note |",
+             "|---" * 12 + "|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['status']} | {f(r, 'build_s', '{:.1f}')} | {f(r, 'eval_rel_diff', '{:.1e}')}"
                      f" | {f(r, 'loss_rel_diff', '{:.1e}')} | {f(r, 'bn_stats_ratio', '{:.2f}')} | "
                      f"{f(r, 'loss2_vs_change', '{:.1e}')} | "
                      f"{f(r, 'static_step_s', '{:.3f}')} | "
-                     f"{f(r, 'dygraph_step_s', '{:.3f}')} | {f(r, 'speedup', '{:.2f}x')} | {r.get('error', '')} |")
+                     f"{f(r, 'dygraph_step_s', '{:.3f}')} | {f(r, 'speedup', '{:.2f}x')} | {falls(r)} | "
+                     f"{r.get('error', '')} |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=["*"], help="names or glob patterns")
-    parser.add_argument("--out", default="output/static_probe")
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--bs", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per engine")
@@ -165,7 +177,7 @@ def main() -> None:
     if args.table:
         with open(args.table) as f:
             rows = json.load(f)
-        with open(os.path.join(os.path.dirname(args.table), "probe.md"), "w") as f:
+        with open(os.path.join(os.path.dirname(args.table), "static_probe.md"), "w") as f:
             f.write(markdown(rows))
         return
     sys.path.insert(0, ROOT)
@@ -175,15 +187,23 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     print(f"# {len(names)} models, {args.size} px, batch {args.bs}, {args.threads} threads, {args.steps} timed steps "
           f"per engine (alternating), timeout {args.timeout} s", flush=True)
-    rows = []
+    import paddle
+
+    setting = f"{args.size} px, batch {args.bs}, {args.threads} threads, Paddle {paddle.__version__}"
+    path = os.path.join(args.out, "static_probe.json")
+    kept = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = {r["model"]: r for r in json.load(f)}
     for name in names:
-        rows.append(run_one(name, args))
-        r = rows[-1]
+        r = kept[name] = dict(run_one(name, args), model=name, setting=setting)
         print(f"{name}: {r['status']} {r.get('speedup', 0):.2f}x loss diff {r.get('loss_rel_diff', float('nan')):.1e} "
               f"{r.get('error', '')}", flush=True)
-        with open(os.path.join(args.out, "probe.json"), "w") as f:
+        rows = [kept[n] for n in list_models() if n in kept]
+        with open(path + ".tmp", "w") as f:
             json.dump(rows, f, indent=1)
-        with open(os.path.join(args.out, "probe.md"), "w") as f:
+        os.replace(path + ".tmp", path)
+        with open(os.path.join(args.out, "static_probe.md"), "w") as f:
             f.write(markdown(rows))
 
 

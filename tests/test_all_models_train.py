@@ -1,0 +1,58 @@
+"""Every model trains a few steps at 32 px (or its smallest size) on the engine ``Train.engine=auto`` picks.
+
+Each model gets its own recipe (optimizer, clipping, label smoothing; the learning rate scaled to the batch) and
+``auto``'s real decision (trial included, so a model whose static program breaks or is slower lands on dygraph);
+then a few steps on one fixed batch: every loss is finite and the loss falls. Two small models run in CI (one each
+way through the trial in practice); the rest run with ``-m slow`` (about 30 minutes on 2 cores).
+"""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import pytest
+
+from paddlex_cls.device import parse_device
+from paddlex_cls.engine.optim import build_scheduler
+from paddlex_cls.engine.steps import build_step
+from paddlex_cls.engine.steps.choose import choose_engine
+from paddlex_cls.engine.steps.spec import StepSpec
+from paddlex_cls.models import get_entry, list_models
+
+IN_CI = {"PP-LCNet_x0_25", "MobileNetV3_small_x0_35"}
+STEPS = 8
+BATCH = 8
+CLASSES = 4
+
+
+def _size(name: str) -> int:
+    pre = get_entry(name).preprocess
+    return pre.input_size if pre.fixed_size else max(32, pre.min_size)
+
+
+def _spec(name: str) -> StepSpec:
+    entry = get_entry(name)
+    lr = entry.recipe.learning_rate * BATCH / entry.recipe.batch_size  # the recipe's LR at this batch size
+    return StepSpec(model_factory=lambda: entry.build(num_classes=CLASSES, input_size=_size(name)),
+                    recipe=entry.recipe, scheduler_factory=lambda: build_scheduler(lr, 1000, 1000, 0),
+                    num_classes=CLASSES, batch_size=BATCH, image_size=_size(name), seed=0,
+                    device=parse_device("cpu"), head=entry.head, num_threads=2)
+
+
+@pytest.mark.parametrize("name", [n if n in IN_CI else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in list_models()])
+def test_model_trains_on_the_engine_auto_picks(name):
+    spec = _spec(name)
+    choice = choose_engine("auto", spec, name, build_step, total_steps=None)
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((BATCH, 3, spec.image_size, spec.image_size)).astype(np.float32)
+    labels = np.arange(BATCH) % CLASSES
+    try:
+        losses = []
+        for i in range(STEPS):
+            paddle.seed(i)
+            losses.append(choice.step.train_batch(images, labels).loss)
+    finally:
+        choice.step.close()
+    print(f"{name}: {choice.step.name} ({choice.reason}); losses {['%.4f' % v for v in losses]}")
+    assert np.all(np.isfinite(losses)), (choice.reason, losses)
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]), (choice.reason, losses)
