@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paddlex_cls.dataset_check.image_check import image_problem, jpeg_size, png_size
+from paddlex_cls.dataset_check.image_check import image_problem
+from paddlex_cls.preprocess.image_header import jpeg_size, png_size
 from paddlex_cls.preprocess.image_io import MAX_PIXELS
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..preprocess.ops import build_transform, interpolation_flag, normalize, to_chw
+from ..preprocess.ops import build_transform, interpolation_flag, normalize_to_chw
 from ..preprocess.spec import Preprocess, eval_ops
 
 
@@ -103,7 +103,7 @@ def eval_transform(pre: Preprocess, input_size: int | None = None) -> Callable[[
 
 def train_transform(pre: Preprocess, input_size: int | None = None, augment: Sequence[str] = (),
                     crop_scale: float = 0.08, flip: bool = True) -> Compose:
-    """Random-resized crop -> [horizontal flip] -> [auto/randaugment] -> normalize -> CHW -> [random erasing]."""
+    """Random-resized crop -> [horizontal flip] -> [auto/randaugment] -> normalize into CHW -> [random erasing]."""
     from .augment import image_policy  # imported here: only recipes with strong augmentation need it
 
     size = input_size or pre.input_size
@@ -113,7 +113,7 @@ def train_transform(pre: Preprocess, input_size: int | None = None, augment: Seq
     policy = image_policy(augment)
     if policy is not None:
         ops.append(PilPolicy(policy))
-    ops += [normalize(pre.mean, pre.std), to_chw]
+    ops.append(normalize_to_chw(pre.mean, pre.std))
     if "random_erasing" in augment:
         ops.append(RandomErasing())
     return Compose(ops)

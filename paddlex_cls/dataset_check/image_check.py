@@ -2,21 +2,19 @@
 (``CheckDataset.verify_images=full``), in worker processes once a dataset has enough images.
 
 Reading a header through Pillow costs about 75 us for a 32 px PNG, five times the read itself, and was most of
-check_dataset's time on large datasets. PNG and JPEG headers (nearly every dataset) are therefore read here from the
-file's first bytes, as far as Pillow reads them (PNG: every chunk up to the first IDAT, CRCs checked; JPEG: every
-segment up to the start of scan). Any other format, and anything these readers do not fully understand, goes to
-``image_io.image_size``, the decoder's own header check, which decides. Full decodes are ``image_io.load_image``, the
-decode training uses. Files are stat-ed before they are opened: a FIFO listed as an image would block a reader.
+check_dataset's time on large datasets. PNG and JPEG headers (nearly every dataset) are therefore read from the
+file's first bytes by ``preprocess/image_header.py``. Any other format, and anything these readers do not fully
+understand, goes to ``image_io.image_size``, the decoder's own header check, which decides. Full decodes are
+``image_io.load_image``, the decode training uses. Files are stat-ed before they are opened: a FIFO listed as an
+image would block a reader.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
 import signal
-import struct
 import sys
 import time
-import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import List, Optional, Tuple
@@ -24,68 +22,14 @@ from typing import List, Optional, Tuple
 from ..data.annotations import file_problem
 from ..errors import RuntimeFailure
 from ..log import logger
+from ..preprocess.image_header import header_size
 from ..preprocess.image_io import MAX_PIXELS, ImageDecodeError, image_size, load_image
 
 Found = List[Tuple[int, str]]  # (image index in the PathTable, why it is unusable)
 HEAD_BYTES = 65536  # enough for the headers of nearly all files; a longer JPEG header goes to image_io
 PARALLEL_MIN = 2048  # fewer images are checked in this process: starting workers would cost more than it saves
 CHUNK = {False: 2048, True: 128}  # images per task for header reads / full decodes
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}  # by colour type
-_JPEG_SOF = frozenset((0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-
-
-def png_size(head: bytes) -> Optional[Tuple[int, int]]:
-    """(width, height) of a PNG whose chunks up to the first IDAT are in ``head`` and intact; else None."""
-    if len(head) < 33 or head[12:16] != b"IHDR" or head[8:12] != b"\0\0\0\x0d":
-        return None
-    width, height, depth, color = struct.unpack_from(">IIBB", head, 16)
-    if not width or not height or depth not in _PNG_DEPTHS.get(color, ()):
-        return None
-    pos = 8
-    while pos + 8 <= len(head):
-        length = struct.unpack_from(">I", head, pos)[0]
-        if head[pos + 4:pos + 8] == b"IDAT":
-            return width, height
-        end = pos + 12 + length
-        if end > len(head):
-            return None
-        if zlib.crc32(memoryview(head)[pos + 4:end - 4]) != struct.unpack_from(">I", head, end - 4)[0]:
-            return None
-        pos = end
-    return None
-
-
-def jpeg_size(head: bytes) -> Optional[Tuple[int, int]]:
-    """(width, height) of a JPEG whose segments up to the start of scan are in ``head``; else None."""
-    if head[:3] != b"\xff\xd8\xff":
-        return None
-    pos, size = 2, None
-    while pos + 4 <= len(head):
-        if head[pos] != 0xFF:
-            return None
-        marker = head[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            pos += 2
-            continue
-        if marker == 0xDA:
-            return size
-        length = struct.unpack_from(">H", head, pos + 2)[0]
-        if length < 2 or marker == 0xD9:
-            return None
-        if marker in _JPEG_SOF:
-            if pos + 10 > len(head):
-                return None
-            height, width = struct.unpack_from(">HH", head, pos + 5)
-            if not width or not height or head[pos + 9] not in (1, 3, 4):
-                return None
-            size = width, height
-        pos += 2 + length
-    return None
 
 
 def _header_size(path: str) -> Tuple[int, int]:
@@ -94,7 +38,7 @@ def _header_size(path: str) -> Tuple[int, int]:
         head = os.read(fd, HEAD_BYTES)
     finally:
         os.close(fd)
-    size = png_size(head) if head[:8] == _PNG_SIGNATURE else jpeg_size(head)
+    size = header_size(head)
     if size is None:
         return image_size(path)
     if size[0] * size[1] > MAX_PIXELS:

@@ -1,9 +1,10 @@
 """Reading images the same way everywhere (check_dataset, training, evaluation, prediction, serving).
 
 Decoding follows PaddleX: OpenCV's colour decode (EXIF orientation applied, 16-bit samples scaled to 8 bits, alpha
-dropped, palette and grayscale expanded), then BGR -> RGB. Before any pixel is decoded the header is read and an
-image above ``MAX_PIXELS`` is refused: a 633-byte JPEG may claim 30,000 x 30,000 pixels, and decoding it first would
-allocate gigabytes. Formats OpenCV cannot decode (GIF) go through Pillow with the same conventions.
+dropped, palette and grayscale expanded), then BGR -> RGB. Before any pixel is decoded the header is read (PNG and
+JPEG by ``image_header``, other formats by Pillow) and an image above ``MAX_PIXELS`` is refused: a 633-byte JPEG may
+claim 30,000 x 30,000 pixels, and decoding it first would allocate gigabytes. Formats OpenCV cannot decode (GIF) go
+through Pillow with the same conventions.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typing import Tuple, Union
 import cv2
 import numpy as np
 from PIL import Image, ImageOps
+
+from .image_header import header_size
 
 # PaddleX's image suffixes, plus GIF (decoded through Pillow)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pbm", ".pgm", ".ppm", ".pnm",
@@ -50,12 +53,17 @@ def _open_header(source: Source, max_pixels: int) -> Image.Image:
 def image_size(source: Source, max_pixels: int = MAX_PIXELS) -> Tuple[int, int]:
     """(width, height) from the header only; refuses an empty or too large image."""
     with _open_header(source, max_pixels) as img:
-        width, height = img.size
+        size = img.size
+    _check_size(size, max_pixels)
+    return size
+
+
+def _check_size(size: Tuple[int, int], max_pixels: int) -> None:
+    width, height = size
     if width < 1 or height < 1:
         raise ImageDecodeError(f"image has size {width}x{height}")
     if width * height > max_pixels:
         raise _too_large(f"{width}x{height} = {width * height:,} pixels", max_pixels)
-    return width, height
 
 
 def _read_bytes(source: Source) -> bytes:
@@ -88,8 +96,8 @@ def load_image(source: Source, max_pixels: int = MAX_PIXELS, reduce: int = 1) ->
         ImageDecodeError: unreadable, truncated, empty or too large.
         FileNotFoundError / OSError: the file cannot be opened.
     """
-    image_size(source, max_pixels)
     data = _read_bytes(source)
+    _check_size(header_size(data) or image_size(data, max_pixels), max_pixels)
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)

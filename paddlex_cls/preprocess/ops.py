@@ -137,11 +137,13 @@ def normalize_to_chw(mean: Sequence[float], std: Sequence[float], scale: float =
     """NormalizeImage followed by ToCHWImage in one pass (same float32 values; no HWC float intermediate)."""
     alpha, beta = _affine(mean, std, scale)
 
+    alpha, beta = alpha[:, None, None], beta[:, None, None]
+
     def op(img: np.ndarray) -> np.ndarray:
-        out = np.empty((img.shape[2], img.shape[0], img.shape[1]), dtype=np.float32)
-        for c in range(img.shape[2]):
-            np.multiply(img[:, :, c], alpha[c], out=out[c], dtype=np.float32)
-            out[c] += beta[c]
+        # the uint8 transpose first: a quarter of the bytes to move, then one contiguous multiply-add
+        # (224 px: 0.15 ms against 1.1-1.3 ms for normalize + to_chw, 0.16-0.23 ms channel by channel)
+        out = np.multiply(np.ascontiguousarray(img.transpose(2, 0, 1)), alpha, dtype=np.float32)
+        out += beta
         return out
     return op
 
