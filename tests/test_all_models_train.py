@@ -1,9 +1,9 @@
 """Every model trains a few steps at 32 px (or its smallest size) on the engine ``Train.engine=auto`` picks.
 
-Each model gets its own recipe (optimizer, clipping, label smoothing; the learning rate scaled to the batch) and
-``auto``'s real decision (trial included, so a model whose static program breaks or is slower lands on dygraph);
-then a few steps on one fixed batch: every loss is finite and the loss falls. Two small models run in CI (one each
-way through the trial in practice); the rest run with ``-m slow`` (about 30 minutes on 2 cores).
+Each model gets its own recipe (optimizer, clipping, label smoothing; a quarter of its learning rate scaled to
+the batch) and ``auto``'s real decision (trial included, so a model whose static program breaks or is slower lands on
+dygraph); then a few steps on one fixed batch: every loss is finite and the loss falls. Two small models run in CI;
+the rest run with ``-m slow`` (about 30 minutes on 2 cores).
 """
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ IN_CI = {"PP-LCNet_x0_25", "MobileNetV3_small_x0_35"}
 STEPS = 8
 BATCH = 8
 CLASSES = 4
+# a quarter of the recipe's rate at this batch: at the full rate, steps on one batch of 8 images at 32 px
+# oscillated instead of falling for MobileNetV1_x0_5 and MobileNetV4_conv_small (on either engine)
+LR_SCALE = 0.25
 
 
 def _size(name: str) -> int:
@@ -31,7 +34,7 @@ def _size(name: str) -> int:
 
 def _spec(name: str) -> StepSpec:
     entry = get_entry(name)
-    lr = entry.recipe.learning_rate * BATCH / entry.recipe.batch_size  # the recipe's LR at this batch size
+    lr = entry.recipe.learning_rate * BATCH / entry.recipe.batch_size * LR_SCALE
     return StepSpec(model_factory=lambda: entry.build(num_classes=CLASSES, input_size=_size(name)),
                     recipe=entry.recipe, scheduler_factory=lambda: build_scheduler(lr, 1000, 1000, 0),
                     num_classes=CLASSES, batch_size=BATCH, image_size=_size(name), seed=0,
