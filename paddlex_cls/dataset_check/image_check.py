@@ -4,9 +4,9 @@
 Reading a header through Pillow costs about 75 us for a 32 px PNG, five times the read itself, and was most of
 check_dataset's time on large datasets. PNG and JPEG headers (nearly every dataset) are therefore read from the
 file's first bytes by ``preprocess/image_header.py``. Any other format, and anything these readers do not fully
-understand, goes to ``image_io.image_size``, the decoder's own header check, which decides. Full decodes are
-``image_io.load_image``, the decode training uses. Files are stat-ed before they are opened: a FIFO listed as an
-image would block a reader.
+understand, goes to Pillow through ``image_io.checked_size``, the decoder's own header check, which decides. Full
+decodes are ``image_io.load_image``, the decode training uses. Files are stat-ed before they are opened: a FIFO
+listed as an image would block a reader.
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ from typing import List, Optional, Tuple
 from ..data.annotations import file_problem
 from ..errors import RuntimeFailure
 from ..log import logger
-from ..preprocess.image_header import header_size
-from ..preprocess.image_io import MAX_PIXELS, ImageDecodeError, image_size, load_image
+from ..preprocess.image_io import ImageDecodeError, checked_size, load_image
 
 Found = List[Tuple[int, str]]  # (image index in the PathTable, why it is unusable)
 HEAD_BYTES = 65536  # enough for the headers of nearly all files; a longer JPEG header goes to image_io
@@ -38,13 +37,7 @@ def _header_size(path: str) -> Tuple[int, int]:
         head = os.read(fd, HEAD_BYTES)
     finally:
         os.close(fd)
-    size = header_size(head)
-    if size is None:
-        return image_size(path)
-    if size[0] * size[1] > MAX_PIXELS:
-        raise ImageDecodeError(f"image is {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels, above the limit of "
-                               f"{MAX_PIXELS:,}")
-    return size
+    return checked_size(head, path)
 
 
 def image_problem(path: str, full: bool = False) -> Optional[str]:

@@ -58,6 +58,16 @@ def image_size(source: Source, max_pixels: int = MAX_PIXELS) -> Tuple[int, int]:
     return size
 
 
+def checked_size(head: bytes, source: Source, max_pixels: int = MAX_PIXELS) -> Tuple[int, int]:
+    """:func:`image_size` from ``head`` (the first bytes of ``source``) when it is a PNG or JPEG header
+    (``image_header``, no Pillow), else from ``source`` through Pillow."""
+    size = header_size(head)
+    if size is None:
+        return image_size(source, max_pixels)
+    _check_size(size, max_pixels)
+    return size
+
+
 def _check_size(size: Tuple[int, int], max_pixels: int) -> None:
     width, height = size
     if width < 1 or height < 1:
@@ -97,7 +107,7 @@ def load_image(source: Source, max_pixels: int = MAX_PIXELS, reduce: int = 1) ->
         FileNotFoundError / OSError: the file cannot be opened.
     """
     data = _read_bytes(source)
-    _check_size(header_size(data) or image_size(data, max_pixels), max_pixels)
+    checked_size(data, data, max_pixels)
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
              8: cv2.IMREAD_REDUCED_COLOR_8}[reduce]
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)

@@ -135,9 +135,7 @@ def normalize(mean: Sequence[float], std: Sequence[float], scale: float = 1 / 25
 
 def normalize_to_chw(mean: Sequence[float], std: Sequence[float], scale: float = 1 / 255) -> Op:
     """NormalizeImage followed by ToCHWImage in one pass (same float32 values; no HWC float intermediate)."""
-    alpha, beta = _affine(mean, std, scale)
-
-    alpha, beta = alpha[:, None, None], beta[:, None, None]
+    alpha, beta = (factor[:, None, None] for factor in _affine(mean, std, scale))
 
     def op(img: np.ndarray) -> np.ndarray:
         # the uint8 transpose first: a quarter of the bytes to move, then one contiguous multiply-add
