@@ -30,6 +30,7 @@ class FaultyStatic(DygraphStep):
 
     name = "static"
     fault = "nan"
+    drift = 0.1  # what "drift" adds to every loss after the first
 
     def train_batch(self, images, labels, targets=None) -> StepResult:
         result = super().train_batch(images, labels, targets)
@@ -38,8 +39,8 @@ class FaultyStatic(DygraphStep):
         if self.fault == "slow":
             time.sleep(0.2)
         self.steps = getattr(self, "steps", 0) + 1
-        loss = result.loss * (1.01 if self.fault == "off" else 1) + (0.1 if self.fault == "drift" and self.steps > 1
-                                                                     else 0)
+        drifting = self.fault == "drift" and self.steps > 1
+        loss = result.loss * (1.01 if self.fault == "off" else 1) + (self.drift if drifting else 0)
         return StepResult(float("nan") if self.fault == "nan" else loss, result.top1)
 
     def load_state(self, state: EngineState) -> None:
@@ -79,6 +80,37 @@ def test_faults_fall_back_or_fail_clearly(fault, words):
     with pytest.raises(RuntimeFailure, match=words) as err:
         choose_engine("static", spec, NAME, faulty(fault))
     assert "Train.engine=dygraph" in str(err.value)
+
+
+class ChaoticDygraph(DygraphStep):
+    """A dygraph engine whose second loss swings with the scale of its first step's images, as a chaotic model's
+    does: a relative change of 1e-6 moves it by 0.2."""
+
+    def train_batch(self, images, labels, targets=None) -> StepResult:
+        result = super().train_batch(images, labels, targets)
+        self.scales = getattr(self, "scales", []) + [float(np.abs(images).sum())]
+        if len(self.scales) != 2:
+            return result
+        swing = 2e5 * (self.scales[0] - self.scales[1]) / self.scales[1]
+        return StepResult(result.loss + swing, result.top1)
+
+
+@pytest.mark.parametrize("drift, accepted", [(0.1, True), (1.0, False)])
+def test_second_loss_judged_against_dygraphs_own_rounding_spread(drift, accepted):
+    drifting = type("Drifting", (FaultyStatic,), {"fault": "drift", "drift": drift})
+
+    def engines(name, spec):
+        return drifting(spec) if name == "static" else ChaoticDygraph(spec)
+
+    spec = make_spec(registry_factory(NAME))
+    if accepted:
+        choice = choose_engine("static", spec, NAME, engines)
+        assert "within what rounding-level input changes move dygraph's own (0.2)" in choice.reason, choice.reason
+    else:
+        with pytest.raises(RuntimeFailure, match=r"second loss .*move dygraph's own by 0\.2"):
+            choose_engine("static", spec, NAME, engines)
+    # against a steady dygraph the 10% bound holds: the same drift is refused
+    assert "second loss" in choose_engine("auto", spec, NAME, faulty("drift")).reason
 
 
 def test_freezing_that_moves_the_backbone_is_refused():

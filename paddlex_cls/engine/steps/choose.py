@@ -4,7 +4,9 @@
 and image size shows that its program builds and runs, its first loss agrees with one dygraph step on the same
 batch and weights (1e-4 relative), so do its eval logits, the BatchNorm statistics of that step and the loss after
 one update (within 10% of the change that update made), a step with the backbone frozen leaves the backbone as it
-was (when ``Train.freeze_backbone`` is set), and its steps are faster. The trial costs one static
+was (when ``Train.freeze_backbone`` is set), and its steps are faster. A loss outside its bound still passes when
+dygraph's own loss moves as much under a rounding-level change of its input (deep nets and BatchNorm over 1x1 maps
+amplify rounding: no two implementations agree more closely there). The trial costs one static
 build plus ``2 + steps`` steps of each engine (seconds for small inputs, about a minute for ResNet18 at 224 px),
 which a timing table could not replace: the ratio depends on batch, size and threads, and a model fast at 32 px
 can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far slower or broken under
@@ -49,6 +51,10 @@ class Trial:
             dygraph loss that the update made (plus ``loss_rtol``).
         eval_rtol: eval logits (relative norm) and BatchNorm running statistics after the first step must agree
             this closely.
+        perturbation: a loss outside those bounds is measured against dygraph's own rounding spread: the
+            largest change of dygraph's loss when the first step's images are scaled by ``1 +- perturbation``
+            (a few float32 ulps).
+        spread_factor: the static loss may then differ by up to this many times that spread.
         min_steps: shorter runs are not worth a trial.
     """
 
@@ -58,6 +64,8 @@ class Trial:
     loss_rtol: float = 1e-4
     update_rtol: float = 0.1
     eval_rtol: float = 1e-2
+    perturbation: float = 1e-6
+    spread_factor: float = 2.0
     min_steps: int = 50
 
 
@@ -145,8 +153,11 @@ def _trial(spec: StepSpec, build: Callable[[str], TrainStep], trial: Trial,
     try:
         reference.load_state(EngineState(model=initial.model))
         batch = _sample_batch(spec)
-        verdict = "its first two losses agree with dygraph"
-        timing = _checked_steps(static, reference, batch, trial, race)
+        def spread(steps: int, want: float) -> float:
+            return _rounding_spread(build, initial, batch, steps, want, trial)
+
+        timing, spreads = _checked_steps(static, reference, batch, trial, race, spread)
+        verdict = "its first two losses agree with dygraph" + (f" ({'; '.join(spreads)})" if spreads else "")
         if spec.freeze_epochs:
             _check_frozen_step(static, batch, spec.head)
             verdict += ", a frozen-backbone step keeps the backbone"
@@ -184,13 +195,16 @@ def _sample_batch(spec: StepSpec) -> Tuple[np.ndarray, np.ndarray, Optional[np.n
     return images, labels, targets
 
 
-def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial,
-                   race: bool) -> List[Tuple[float, float]]:
+def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial, race: bool,
+                   spread: Callable[[int, float], float]) -> Tuple[List[Tuple[float, float]], List[str]]:
     """Eval logits from the same weights, then two steps of each with the same random draws: the first loss
     (the forward), the BatchNorm running statistics after it, and the second loss (the update). _Rejected unless
-    all agree. Returns (static, dygraph) seconds per step taken: only the first when it already shows static far
-    slower (``race`` only)."""
+    all agree, a loss outside its bound being allowed ``trial.spread_factor`` times dygraph's own rounding spread
+    (``spread(steps, dygraph_loss)``, measured only then). Returns the (static, dygraph) seconds per step taken
+    (only the first when it already shows static far slower, ``race`` only) and a note per loss accepted on the
+    spread."""
     times: List[Tuple[float, float]] = []
+    notes: List[str] = []
     ours = _attempt("failed to evaluate", lambda: static.eval_forward()(batch[0]))
     theirs = reference.eval_forward()(batch[0])
     if not np.linalg.norm(ours - theirs) <= trial.eval_rtol * np.linalg.norm(theirs):
@@ -206,15 +220,44 @@ def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial,
         # the second loss against the change the update made: AdamW's first update is about lr * sign(grad), so
         # rounding-level gradient differences move some weights by a full lr; the loss hardly notices
         allowed = trial.loss_rtol * abs(want.loss) + (trial.update_rtol * abs(want.loss - first) if i else 0.0)
-        if abs(got.loss - want.loss) > allowed:
-            raise _Rejected(f"disagrees with dygraph on the {what} loss ({got.loss:.7g} vs {want.loss:.7g})")
+        gap = abs(got.loss - want.loss)
+        if gap > allowed:
+            # deep or 1x1-spatial BatchNorm models amplify rounding: dygraph itself moves this much under a
+            # few-ulp change of its input (MobileNetV1_x0_5 at 32 px: second loss 2.309 -> 2.681), so no other
+            # implementation can agree more closely than that
+            noise = spread(i + 1, want.loss)
+            if gap > allowed + trial.spread_factor * noise:
+                raise _Rejected(f"disagrees with dygraph on the {what} loss ({got.loss:.7g} vs {want.loss:.7g}; "
+                                f"rounding-level input changes move dygraph's own by {noise:.2g})")
+            notes.append(f"the {what} loss by {gap:.2g}, within what rounding-level input changes move dygraph's "
+                         f"own ({noise:.2g})")
         first = want.loss
         times.append((static_s, dygraph_s))
         if i == 0:
             _check_running_stats(static, reference, trial)
             if race and static_s > trial.slow_factor * dygraph_s:
-                return times
-    return times
+                return times, notes
+    return times, notes
+
+
+def _rounding_spread(build: Callable[[str], TrainStep], initial: EngineState, batch, steps: int, want: float,
+                     trial: Trial) -> float:
+    """The largest change of dygraph's loss at step ``steps`` (1 or 2, from the initial weights, the checked
+    steps' draws) when the first step's images are scaled by ``1 +- trial.perturbation``."""
+    images, rest = batch[0], batch[1:]
+    worst = 0.0
+    for sign in (1.0, -1.0):
+        probe = build("dygraph")
+        try:
+            probe.load_state(EngineState(model=initial.model))
+            for i in range(steps):
+                paddle.seed(i)
+                scaled = images * np.float32(1.0 + sign * trial.perturbation) if i == 0 else images
+                loss = probe.train_batch(scaled, *rest).loss
+        finally:
+            probe.close()
+        worst = max(worst, abs(loss - want))
+    return worst
 
 
 def _timed(fn):
