@@ -6,14 +6,16 @@ recipe (optimizer, learning rate without warmup, EMA, label smoothing, ...):
     python bench/static_engine_probe.py             # all 80 models, ~1 h on 2 cores -> bench/results/static_probe.*
     python bench/static_engine_probe.py --models "PP-LCNet*" "ResNet18"
 
-Per model: does the program build; eval logits from the same weights (relative norm difference, <= 1e-2); the
-first loss of both engines on the same batch (relative difference, <= 1e-4); the BatchNorm running statistics
-after it (``allclose(rtol=1e-2, atol=1e-4)``); the second loss, after one update (difference <= 10% of the loss
-change that update made): the engine trial's checks. Then static and dygraph steps alternate and the median step
-times give the speed ratio. A static first step slower than ``--slow-factor`` dygraph steps stops the timing.
-Every loss of both engines is recorded (the same batch each step: it should fall). Writes
-``static_probe.json`` (read by ``tools/gen_docs.py`` for the engine column of docs/models.md) and
-``static_probe.md`` (a markdown table) into ``--out``; ``--models`` runs update their rows in place.
+Per model: does the program build; eval logits from the same weights (relative norm difference, <= 1e-2); the first
+loss of both engines on the same batch (relative difference, <= 1e-4); the BatchNorm running statistics after it
+(``allclose(rtol=1e-2, atol=1e-4)``); the second loss, after one update (difference <= 10% of the loss change that
+update made); a loss outside its bound passes within twice dygraph's own rounding spread
+(``choose.rounding_spread``, recorded as ``loss1_spread``/``loss2_spread``): the engine trial's checks. Then static
+and dygraph steps alternate and the median step times give the speed ratio. A static first step slower than
+``--slow-factor`` dygraph steps stops the timing. Every loss of both engines is recorded (the same batch each step:
+it should fall). Writes ``static_probe.json`` (read by ``tools/gen_docs.py`` for the engine column of
+docs/models.md) and ``static_probe.md`` (a markdown table) into ``--out``; ``--models`` runs update their rows in
+place.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dic
     sys.path.insert(0, ROOT)
     from paddlex_cls.device import parse_device
     from paddlex_cls.engine.optim import build_scheduler
+    from paddlex_cls.engine.steps.choose import Trial, rounding_spread
     from paddlex_cls.engine.steps.dygraph import DygraphStep
     from paddlex_cls.engine.steps.spec import StepSpec
     from paddlex_cls.engine.steps.static import StaticStep
@@ -59,7 +62,8 @@ def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dic
     row["build_s"] = time.perf_counter() - tic
     paddle.seed(0)
     dygraph = DygraphStep(spec)
-    dygraph.load_state(static.state())
+    initial = static.state()
+    dygraph.load_state(initial)
     try:
         ls = static.eval_forward()(x)
     except Exception as e:
@@ -110,9 +114,20 @@ def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dic
         row["static_step_s"] = statistics.median(times["static"])
         row["dygraph_step_s"] = statistics.median(times["dygraph"])
         row["speedup"] = row["dygraph_step_s"] / row["static_step_s"]
-    agree = (row["loss_rel_diff"] <= 1e-4 and row["eval_rel_diff"] <= 1e-2 and row["bn_stats_ratio"] <= 1
-             and abs(second["static"] - second["dygraph"]) <= 1e-4 * abs(second["dygraph"]) + 0.1 * change)
-    return dict(row, status="ok" if agree else "mismatch")
+    # a loss outside its bound is held against dygraph's own rounding spread, as the trial does
+    trial, batch = Trial(), (x, y, None)
+    gaps = {1: (abs(s.loss - d.loss), trial.loss_rtol * abs(d.loss), d.loss),
+            2: (abs(second["static"] - second["dygraph"]),
+                trial.loss_rtol * abs(second["dygraph"]) + trial.update_rtol * change, second["dygraph"])}
+    failed = [what for what, bad in (("eval logits", row["eval_rel_diff"] > trial.eval_rtol),
+                                     ("BatchNorm statistics after one step", row["bn_stats_ratio"] > 1)) if bad]
+    for steps, (gap, allowed, want) in gaps.items():
+        if gap > allowed:
+            spread = rounding_spread(lambda name: DygraphStep(spec), initial, batch, steps, want, trial, seeds=(1, 2))
+            row[f"loss{steps}_spread"] = spread
+            if gap > allowed + trial.spread_factor * spread:
+                failed.append("first loss" if steps == 1 else "loss after one update")
+    return dict(row, status="mismatch" if failed else "ok", disagrees_on=failed)
 
 
 def run_one(model: str, args: argparse.Namespace) -> Dict[str, Any]:
@@ -136,6 +151,12 @@ def falls(row: Dict[str, Any]) -> str:
     return f"{seen[0]:.3f} -> {seen[-1]:.3f}" if len(seen) > 1 else ""
 
 
+def spread_note(row: Dict[str, Any]) -> str:
+    """The losses judged against dygraph's own rounding spread, and that spread."""
+    return "; ".join(f"{which} loss: dygraph's own rounding spread {row[key]:.1e}"
+                     for which, key in (("1st", "loss1_spread"), ("2nd", "loss2_spread")) if key in row)
+
+
 def markdown(rows: List[Dict[str, Any]]) -> str:
     def f(row, key, fmt):
         return fmt.format(row[key]) if key in row else ""
@@ -150,7 +171,7 @@ def markdown(rows: List[Dict[str, Any]]) -> str:
                      f"{f(r, 'loss2_vs_change', '{:.1e}')} | "
                      f"{f(r, 'static_step_s', '{:.3f}')} | "
                      f"{f(r, 'dygraph_step_s', '{:.3f}')} | {f(r, 'speedup', '{:.2f}x')} | {falls(r)} | "
-                     f"{r.get('error', '')} |")
+                     f"{r.get('error', '') or spread_note(r)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -41,13 +41,14 @@ def training_engine(row) -> str:
         return "not probed"
     status, speed = row["status"], row.get("speedup")
     if status == "ok" and speed and speed * MARGIN >= 1:
-        return f"static ({speed:.1f}x dygraph)"
+        chaotic = any(k in row for k in ("loss1_spread", "loss2_spread"))
+        return f"static ({speed:.1f}x dygraph{'; losses within its own rounding spread' if chaotic else ''})"
     if status == "ok" and speed:
         return f"dygraph (static steps {speed:.2f}x as fast; auto needs {1 / MARGIN:.2f}x)"
     if status == "ok":
         return "dygraph (static first step far slower)"
     if status == "mismatch":
-        which = "first loss" if row.get("loss_rel_diff", 0) > 1e-4 else "loss after one update"
+        which = " and ".join(row.get("disagrees_on") or ["losses"])
         return f"dygraph (static disagrees with dygraph on the {which})"
     if status == "run failed":
         return f"dygraph (static step fails: {row.get('error', '')[:40]})"
