@@ -323,6 +323,15 @@ class StaticStep(TrainStep):
     def close(self) -> None:
         self._programs.clear()
         self._eval = self._ema = None
+        if self._scope is None:
+            return
+        # the executor's cached interpreters point into the scope: drop them first
+        self._exe._executor_cache.clear()
+        self._exe.close()
+        # paddle.static.Scope() lives in Paddle's global scope pool until removed from it: without this every
+        # engine built in a process kept its weights, gradients and optimizer state (measured: ResNet18 at 64 px,
+        # about 150 MB more resident per engine built and closed; a run over many models ran out of memory)
+        self._scope._remove_from_pool()
         self._scope = None
 
 
