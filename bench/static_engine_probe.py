@@ -116,16 +116,16 @@ def probe(model: str, size: int, bs: int, steps: int, slow_factor: float) -> Dic
         row["speedup"] = row["dygraph_step_s"] / row["static_step_s"]
     # a loss outside its bound is held against dygraph's own rounding spread, as the trial does
     trial, batch = Trial(), (x, y, None)
-    gaps = {1: (abs(s.loss - d.loss), trial.loss_rtol * abs(d.loss), d.loss),
-            2: (abs(second["static"] - second["dygraph"]),
-                trial.loss_rtol * abs(second["dygraph"]) + trial.update_rtol * change, second["dygraph"])}
+    gaps = {1: (abs(s.loss - d.loss), trial.loss_bound(d.loss), d.loss),
+            2: (abs(second["static"] - second["dygraph"]), trial.loss_bound(second["dygraph"], change),
+                second["dygraph"])}
     failed = [what for what, bad in (("eval logits", row["eval_rel_diff"] > trial.eval_rtol),
                                      ("BatchNorm statistics after one step", row["bn_stats_ratio"] > 1)) if bad]
     for steps, (gap, allowed, want) in gaps.items():
         if gap > allowed:
             spread = rounding_spread(lambda name: DygraphStep(spec), initial, batch, steps, want, trial, seeds=(1, 2))
             row[f"loss{steps}_spread"] = spread
-            if gap > allowed + trial.spread_factor * spread:
+            if not trial.within_spread(gap, allowed, spread):
                 failed.append("first loss" if steps == 1 else "loss after one update")
     return dict(row, status="mismatch" if failed else "ok", disagrees_on=failed)
 

@@ -31,20 +31,21 @@ def config_doc() -> str:
 
 
 PROBE = ROOT / "bench" / "results" / "static_probe.json"
-#: a static step must take at most this share of a dygraph step for ``auto`` to pick it (choose.Trial.margin)
-MARGIN = 0.9
 
 
 def training_engine(row) -> str:
     """What ``Train.engine=auto`` picks for a model on CPU, from its row of the static-engine probe."""
+    from paddlex_cls.engine.steps.choose import Trial
+
+    margin = Trial.margin  # a static step must take at most this share of a dygraph step
     if row is None:
         return "not probed"
     status, speed = row["status"], row.get("speedup")
-    if status == "ok" and speed and speed * MARGIN >= 1:
+    if status == "ok" and speed and speed * margin >= 1:
         chaotic = any(k in row for k in ("loss1_spread", "loss2_spread"))
         return f"static ({speed:.1f}x dygraph{'; losses within its own rounding spread' if chaotic else ''})"
     if status == "ok" and speed:
-        return f"dygraph (static steps {speed:.2f}x as fast; auto needs {1 / MARGIN:.2f}x)"
+        return f"dygraph (static steps {speed:.2f}x as fast; auto needs {1 / margin:.2f}x)"
     if status == "ok":
         return "dygraph (static first step far slower)"
     if status == "mismatch":

@@ -68,6 +68,15 @@ class Trial:
     spread_factor: float = 2.0
     min_steps: int = 50
 
+    def loss_bound(self, want: float, change: float = 0.0) -> float:
+        """How far a static loss may be from dygraph's ``want`` outright: ``loss_rtol`` relative, plus
+        ``update_rtol`` of ``change`` (the loss change the update before it made; 0 for the first loss)."""
+        return self.loss_rtol * abs(want) + self.update_rtol * abs(change)
+
+    def within_spread(self, gap: float, bound: float, spread: float) -> bool:
+        """Whether a loss ``gap`` over its ``bound`` is explained by dygraph's own rounding ``spread``."""
+        return gap <= bound + self.spread_factor * spread
+
 
 @dataclass
 class EngineChoice:
@@ -219,14 +228,14 @@ def _checked_steps(static: TrainStep, reference: TrainStep, batch, trial: Trial,
             raise _Rejected(f"gave a non-finite {what} loss ({got.loss}; dygraph {want.loss:.6g})")
         # the second loss against the change the update made: AdamW's first update is about lr * sign(grad), so
         # rounding-level gradient differences move some weights by a full lr; the loss hardly notices
-        allowed = trial.loss_rtol * abs(want.loss) + (trial.update_rtol * abs(want.loss - first) if i else 0.0)
+        allowed = trial.loss_bound(want.loss, want.loss - first if i else 0.0)
         gap = abs(got.loss - want.loss)
         if gap > allowed:
             # deep or 1x1-spatial BatchNorm models amplify rounding: dygraph itself moves this much under a
             # few-ulp change of its input (MobileNetV1_x0_5 at 32 px: second loss 2.309 -> 2.681), so no other
             # implementation can agree more closely than that
             noise = spread(i + 1, want.loss)
-            if gap > allowed + trial.spread_factor * noise:
+            if not trial.within_spread(gap, allowed, noise):
                 raise _Rejected(f"disagrees with dygraph on the {what} loss ({got.loss:.7g} vs {want.loss:.7g}; "
                                 f"rounding-level input changes move dygraph's own by {noise:.2g})")
             notes.append(f"the {what} loss by {gap:.2g}, within what rounding-level input changes move dygraph's "
