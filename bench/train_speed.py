@@ -13,6 +13,7 @@ on dygraph; ``--trial`` shows what ``auto`` decides for each case.
     python bench/train_speed.py                        # the 3 cases, 3 rounds, batch 32, 2 threads, 2 workers
     python bench/train_speed.py --cases ResNet18:224:32 --rounds 2 --iters 12
     python bench/train_speed.py --trial                # Train.engine=auto's decision and its cost per case
+    python bench/train_speed.py --trial --trial-memory --cases ResNet18:224:16   # memory the trial leaves behind
     python bench/train_speed.py --engines              # engine only: static vs dygraph steps on in-memory batches
 """
 from __future__ import annotations
@@ -124,10 +125,20 @@ def engine_worker(args: argparse.Namespace) -> Dict[str, float]:
     engines = {"static": StaticStep, "dygraph": DygraphStep}
     tic = time.perf_counter()
     if args.engine == "auto":
-        from paddlex_cls.engine.steps.choose import choose_engine
+        from paddlex_cls.engine.steps import choose
 
-        choice = choose_engine("auto", spec, args.model, lambda name, sp: engines[name](sp))
-        return {"trial_s": time.perf_counter() - tic, "engine": choice.step.name, "reason": choice.reason}
+        if args.in_process:  # the trial as it ran before it moved to a child process
+            choose.can_fork = lambda: False
+        trial = choose.Trial(margin=0.0) if args.force_dygraph else choose.Trial()
+        choice = choose.choose_engine("auto", spec, args.model, lambda name, sp: engines[name](sp), trial=trial)
+        trial_s = time.perf_counter() - tic
+        rng = np.random.default_rng(0)
+        choice.step.train_batch(rng.standard_normal((args.bs, 3, args.size, args.size)).astype(np.float32),
+                                rng.integers(0, args.classes, args.bs))
+        # what the run's process holds once it trains: the trial's engines gone or not
+        rss_mb = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        return {"trial_s": trial_s, "engine": choice.step.name, "reason": choice.reason, "rss_mb": rss_mb,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     paddle.seed(0)
     step = engines[args.engine](spec)
     build = time.perf_counter() - tic
@@ -148,10 +159,11 @@ def engine_worker(args: argparse.Namespace) -> Dict[str, float]:
             "median_step_s": statistics.median(timed), "peak_rss_mb": peak_mb, "paddle_peak_mb": paddle_mb}
 
 
-def run_engine_worker(case: str, engine: str, args: argparse.Namespace) -> Dict[str, float]:
+def run_engine_worker(case: str, engine: str, args: argparse.Namespace, extra: List[str] = ()) -> Dict[str, float]:
     model, size, bs = case.split(":")
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--engine", engine, "--model", model, "--size", size,
-           "--bs", bs, "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+           "--bs", bs, "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads", str(args.threads),
+           *extra]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), GLOG_minloglevel="2")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -170,6 +182,8 @@ def main() -> None:
     parser.add_argument("--engine", default="static", choices=("static", "dygraph", "auto"), help="our Train.engine")
     parser.add_argument("--peers", default=peer.DEFAULT_PEERS, help="folder with clsvenv/ and PaddleClas/")
     parser.add_argument("--trial", action="store_true", help="run Train.engine=auto's choice per case instead")
+    parser.add_argument("--trial-memory", action="store_true",
+                        help="--trial: also the in-process trial and dygraph forced to win, for the memory held")
     parser.add_argument("--engines", action="store_true", help="engine steps only: static vs dygraph, in memory")
     parser.add_argument("--steps", type=int, default=8, help="--engines: timed steps per run")
     parser.add_argument("--warmup", type=int, default=3, help="--engines: untimed steps before timing")
@@ -178,20 +192,36 @@ def main() -> None:
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bs", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--classes", type=int, default=10, help=argparse.SUPPRESS)
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--force-dygraph", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(engine_worker(args)))
         return
     if args.trial:
-        for case in args.cases:
-            got = run_engine_worker(case, "auto", args)
-            print(f"{case}: auto chose {got['engine']} in {got['trial_s']:.1f} s ({args.threads} threads): "
-                  f"{got['reason']}", flush=True)
+        trial(args)
         return
     if args.engines:
         engines(args)
         return
     compare(args)
+
+
+def trial(args: argparse.Namespace) -> None:
+    """``Train.engine=auto``'s choice per case, its cost, and the memory the run's process holds after the choice
+    and one step of the chosen engine; with ``--trial-memory`` also the trial run in the process (as before it moved
+    to a child) and with dygraph forced to win, side by side."""
+    variants = [("", [])]
+    if args.trial_memory:
+        variants = [("forked trial, dygraph forced", ["--force-dygraph"]),
+                    ("in-process trial, dygraph forced", ["--force-dygraph", "--in-process"]),
+                    ("forked trial", []), ("in-process trial", ["--in-process"])]
+    for case in args.cases:
+        for label, extra in variants:
+            got = run_engine_worker(case, "auto", args, extra)
+            print(f"{case}{' ' + label if label else ''}: auto chose {got['engine']} in {got['trial_s']:.1f} s "
+                  f"({args.threads} threads); RSS after one step {got['rss_mb']:.0f} MB, peak {got['peak_rss_mb']:.0f}"
+                  f" MB: {got['reason']}", flush=True)
 
 
 def engines(args: argparse.Namespace) -> None:

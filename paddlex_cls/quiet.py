@@ -7,9 +7,11 @@
 - "Paddle static graph(PIR) not support input out tensor for now!!!!!": a C++ glog line printed while a model with
   BatchNorm is traced for export; the export is correct. It is written to file descriptor 2 by C++, so the filter
   reads that descriptor through a pipe while the export runs and forwards every other line unchanged.
-- While the static engine builds its programs (``engine/steps/static.py``): that same line (its explicit running
-  statistics and EMA updates), the executor's two start-up glog lines, and a UserWarning of Paddle's own PIR
-  backward pass ("Tensor do not have 'place' interface"); all informational.
+- While the static engine builds its programs and runs each the first time (``engine/steps/static.py``): that same
+  line (its explicit running statistics and EMA updates), the executor's two start-up glog lines and oneDNN's version
+  line, and a UserWarning of Paddle's own PIR backward pass ("Tensor do not have 'place' interface"); all
+  informational. (Creating an inference predictor turns glog's info lines off for the whole process, which hid the
+  start-up lines while the engine trial ran in the training process.)
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from typing import Iterator, Sequence
 CCACHE_WARNING = r"No ccache found"
 BATCHNORM_WARNING = r"When training, we now always track global mean and variance"
 PIR_OUT_TENSOR_LINE = "Paddle static graph(PIR) not support input out tensor for now"
-STATIC_BUILD_LINES = (PIR_OUT_TENSOR_LINE, "New Executor is Running", "pir interpreter is running by multi-thread mode")
+STATIC_BUILD_LINES = (PIR_OUT_TENSOR_LINE, "New Executor is Running", "pir interpreter is running by multi-thread mode",
+                      "] oneDNN v")
 PIR_PLACE_WARNING = r"Tensor do not have 'place' interface for pir graph mode"
 
 

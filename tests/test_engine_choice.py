@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import time
 
 import numpy as np
@@ -36,6 +38,8 @@ class FaultyStatic(DygraphStep):
         result = super().train_batch(images, labels, targets)
         if self.fault == "raise":
             raise RuntimeError("(PreconditionNotMet) could not create a primitive descriptor")
+        if self.fault == "crash":  # a kernel that segfaults
+            os.kill(os.getpid(), signal.SIGSEGV)
         if self.fault == "slow":
             time.sleep(0.2)
         self.steps = getattr(self, "steps", 0) + 1
@@ -72,7 +76,7 @@ def test_dygraph_and_unsupported_runs():
 
 
 @pytest.mark.parametrize("fault, words", [("nan", "non-finite"), ("off", "first loss"), ("drift", "second loss"),
-                                          ("raise", "first step")])
+                                          ("raise", "first step"), ("crash", "crashed in its trial")])
 def test_faults_fall_back_or_fail_clearly(fault, words):
     spec = make_spec(registry_factory(NAME))
     choice = choose_engine("auto", spec, NAME, faulty(fault))
@@ -80,6 +84,27 @@ def test_faults_fall_back_or_fail_clearly(fault, words):
     with pytest.raises(RuntimeFailure, match=words) as err:
         choose_engine("static", spec, NAME, faulty(fault))
     assert "Train.engine=dygraph" in str(err.value)
+
+
+def test_the_trial_runs_in_a_child_and_the_run_builds_only_its_engine():
+    """The trial's engines (and the memory Paddle's oneDNN kernels keep after they close) stay in a child process:
+    this process builds the chosen engine and nothing else."""
+    built = []
+
+    def recording(kind):
+        def make(name, spec):
+            built.append(name)
+            return kind(spec) if name == "static" else DygraphStep(spec)
+        return make
+
+    spec = make_spec(registry_factory(NAME))
+    slow = type("Faulty_slow", (FaultyStatic,), {"fault": "slow"})
+    assert choose_engine("auto", spec, NAME, recording(slow)).step.name == "dygraph"
+    assert built == ["dygraph"]
+    built.clear()
+    fine = type("Faulty_none", (FaultyStatic,), {"fault": None})
+    assert choose_engine("static", spec, NAME, recording(fine)).step.name == "static"
+    assert built == ["static"]
 
 
 class ChaoticDygraph(DygraphStep):

@@ -6,11 +6,14 @@ batch and weights (1e-4 relative), so do its eval logits, the BatchNorm statisti
 one update (within 10% of the change that update made), a step with the backbone frozen leaves the backbone as it
 was (when ``Train.freeze_backbone`` is set), and its steps are faster. A loss outside its bound still passes when
 dygraph's own loss moves as much under a rounding-level change of its input (deep nets and BatchNorm over 1x1 maps
-amplify rounding: no two implementations agree more closely there). The trial costs one static
-build plus ``2 + steps`` steps of each engine (seconds for small inputs, about a minute for ResNet18 at 224 px),
-which a timing table could not replace: the ratio depends on batch, size and threads, and a model fast at 32 px
-can be slow at 224 px. Models that the probe (``bench/static_engine_probe.py``) found far slower or broken under
-static skip the trial (``KNOWN_SLOW``). ``static`` runs the same checks without the race, and fails with a clear
+amplify rounding: no two implementations agree more closely there). The trial costs one static build plus
+``2 + steps`` steps of each engine (seconds for small inputs, about a minute for ResNet18 at 224 px), which a timing
+table could not replace: the ratio depends on batch, size and threads, and a model fast at 32 px can be slow at
+224 px. It runs in a forked child process (``forked.py``): the engines it builds, and the memory their oneDNN kernels
+keep after closing, end with the child, and a kernel that crashes there sends ``auto`` to dygraph (``static``: a
+clear error) instead of killing the run; the chosen engine is then built afresh here (one more build, about a second
+for small models). Models that the probe (``bench/static_engine_probe.py``) found far slower or broken under static
+skip the trial (``KNOWN_SLOW``). ``static`` runs the same checks without the race, and fails with a clear
 error instead of falling back; ``dygraph`` builds the dygraph engine directly.
 
 Runs the static engine does not do: GPU or other devices, several processes (data parallel), and
@@ -30,6 +33,7 @@ from ...errors import ConfigError, RuntimeFailure
 from ..optim import is_head
 from . import ENGINE_CHOICES
 from .base import EngineState, TrainStep
+from .forked import ChildDied, can_fork, run_forked
 from .spec import StepSpec
 
 #: state-dict key endings of BatchNorm running statistics (Paddle's names)
@@ -127,7 +131,8 @@ def choose_engine(requested: str, spec: StepSpec, model_name: str, build: Callab
         return EngineChoice(fresh("dygraph"), f"dygraph engine: {total_steps} steps are too few to pay for building "
                             "and trying the static engine")
     try:
-        static, why = _trial(spec, fresh, trial, race=requested == "auto")
+        accepted, why = _run_trial(lambda: _trial(spec, fresh, trial, race=requested == "auto"))
+        static = _attempt("did not build", lambda: fresh("static")) if accepted else None
     except _Rejected as e:
         if requested == "static":
             raise RuntimeFailure(f"Train.engine=static cannot train {model_name}: {e}",
@@ -136,6 +141,17 @@ def choose_engine(requested: str, spec: StepSpec, model_name: str, build: Callab
     if static is None:
         return EngineChoice(fresh("dygraph"), f"dygraph engine: {why}")
     return EngineChoice(static, f"static oneDNN engine: {why}")
+
+
+def _run_trial(verdict: Callable[[], Tuple[bool, str]]) -> Tuple[bool, str]:
+    """The trial's verdict, reached in a child process where the platform forks (forked.py says why): the engines
+    it builds, and the memory their kernels keep, end with the child; the chosen engine is built afresh here."""
+    if not can_fork():
+        return verdict()
+    try:
+        return run_forked(verdict)
+    except ChildDied as e:
+        raise _Rejected(f"crashed in its trial ({e})") from None
 
 
 def _unsupported(spec: StepSpec) -> Optional[Tuple[str, str]]:
@@ -151,17 +167,19 @@ def _unsupported(spec: StepSpec) -> Optional[Tuple[str, str]]:
     return None
 
 
-def _trial(spec: StepSpec, build: Callable[[str], TrainStep], trial: Trial,
-           race: bool) -> Tuple[Optional[TrainStep], str]:
-    """The checked static engine reset to its initial state, or None when dygraph is faster; and why."""
+def _trial(spec: StepSpec, build: Callable[[str], TrainStep], trial: Trial, race: bool) -> Tuple[bool, str]:
+    """Whether the static engine passes (builds, agrees with dygraph and, with ``race``, is faster), and why. The
+    engines it builds are closed: the chosen one is built afresh at the run's initial state."""
     tic = time.perf_counter()
     static = _attempt("did not build", lambda: build("static"))
     built = time.perf_counter() - tic
-    initial = static.state()
-    reference = build("dygraph")
+    reference = None
     try:
+        initial = static.state()
+        reference = build("dygraph")
         reference.load_state(EngineState(model=initial.model))
         batch = _sample_batch(spec)
+
         def spread(steps: int, want: float) -> float:
             return rounding_spread(build, initial, batch, steps, want, trial)
 
@@ -173,17 +191,14 @@ def _trial(spec: StepSpec, build: Callable[[str], TrainStep], trial: Trial,
         if race:
             static_s, dygraph_s = timing[0] if len(timing) == 1 else _race(static, reference, batch, trial, timing[1])
             if static_s > trial.margin * dygraph_s:
-                static.close()
-                return None, (f"static steps are not faster here ({static_s:.3f} s vs {dygraph_s:.3f} s per step "
-                              f"of {spec.batch_size} at {spec.image_size} px)")
+                return False, (f"static steps are not faster here ({static_s:.3f} s vs {dygraph_s:.3f} s per step "
+                               f"of {spec.batch_size} at {spec.image_size} px)")
             verdict += f", {dygraph_s / static_s:.1f}x faster in a trial ({static_s:.3f} s per step)"
-    except BaseException:
-        static.close()
-        raise
     finally:
-        reference.close()
-    static.load_state(initial)
-    return static, f"{verdict}; trial took {time.perf_counter() - tic:.0f} s (build {built:.0f} s)"
+        static.close()
+        if reference is not None:
+            reference.close()
+    return True, f"{verdict}; trial took {time.perf_counter() - tic:.0f} s (build {built:.0f} s)"
 
 
 def _attempt(what: str, fn):

@@ -60,6 +60,7 @@ class _Program:
     main: paddle.static.Program
     fetch: List[paddle.pir.Value]
     feed: Optional[paddle.pir.Value] = None
+    ran: bool = False
 
 
 class StaticStep(TrainStep):
@@ -251,7 +252,10 @@ class StaticStep(TrainStep):
         assert not missing, f"a later program would not share variables {missing[:5]}: the engine has a bug"
 
     def _run(self, program: _Program, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
-        with static_onednn(self._scope):
+        # a program's first run prints the executor's and oneDNN's start-up glog lines (once per process)
+        first = not program.ran
+        program.ran = True
+        with static_onednn(self._scope), quiet_static_build() if first else contextlib.nullcontext():
             return self._exe.run(program.main, feed=feed, fetch_list=program.fetch, scope=self._scope)
 
     # ---- TrainStep ------------------------------------------------------------------------------------------
@@ -327,6 +331,7 @@ class StaticStep(TrainStep):
             return
         # the executor's cached interpreters point into the scope: drop them first
         self._exe._executor_cache.clear()
+        self._exe._executor_cache._get_cached_program_and_executor_pir_mode.cache_clear()
         self._exe.close()
         # paddle.static.Scope() lives in Paddle's global scope pool until removed from it: without this every
         # engine built in a process kept its weights, gradients and optimizer state (measured: ResNet18 at 64 px,
