@@ -35,9 +35,9 @@ def _timed(fn):
 
 
 def _save_ms(results, save) -> float:
-    out = tempfile.mkdtemp(prefix="bench_save_")
     times = []
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+    with tempfile.TemporaryDirectory(prefix="bench_save_") as out, open(os.devnull, "w") as null, \
+            contextlib.redirect_stdout(null):
         for res in results:
             start = time.perf_counter()
             save(res, out)
@@ -164,10 +164,11 @@ def export(args) -> None:
         net(paddle.to_tensor(batch))
     for hook in hooks:
         hook.remove()
-    weights = os.path.join(tempfile.mkdtemp(), "w.pdparams")
-    paddle.save(net.state_dict(), weights)
-    export_model(ExportSpec(model_name=args.setting, num_classes=1000, weights=weights, out_dir=args.model_dir,
-                            labels=[str(i) for i in range(1000)], input_size=224, format="all"))
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = os.path.join(tmp, "w.pdparams")
+        paddle.save(net.state_dict(), weights)
+        export_model(ExportSpec(model_name=args.setting, num_classes=1000, weights=weights, out_dir=args.model_dir,
+                                labels=[str(i) for i in range(1000)], input_size=224, format="all"))
 
 
 def main() -> None:
