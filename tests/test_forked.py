@@ -28,6 +28,20 @@ def test_value_and_exception_come_back():
         run_forked(_refuse)
 
 
+class Unbuildable(Exception):
+    def __init__(self, a, b):  # pickles with args (message,), cannot be rebuilt from them
+        super().__init__(f"{a}/{b}")
+
+
+def _unbuildable():
+    raise Unbuildable("x", "y")
+
+
+def test_an_exception_that_does_not_unpickle_still_reports_its_text():
+    with pytest.raises(RuntimeError, match="Unbuildable: x/y"):
+        run_forked(_unbuildable)
+
+
 def test_a_child_that_dies_is_reported():
     with pytest.raises(ChildDied, match="killed by SIGKILL"):
         run_forked(lambda: os.kill(os.getpid(), signal.SIGKILL))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 from typing import Callable, TypeVar
@@ -69,9 +70,11 @@ def _answer(fn: Callable[[], T], send) -> None:
     except BaseException as e:  # noqa: B902 -- everything goes back to the parent, which decides
         answer = ("raised", e)
     try:
+        try:
+            pickle.loads(pickle.dumps(answer))  # an exception that pickles but cannot be rebuilt fails here
+        except Exception as e:  # then its text still gets back
+            answer = ("raised", RuntimeError(f"{type(answer[1]).__name__}: {answer[1]} (not picklable: {e})"))
         send.send(answer)
-    except Exception as e:  # an exception or a value that does not pickle: its text still gets back
-        send.send(("raised", RuntimeError(f"{type(answer[1]).__name__}: {answer[1]} (not picklable: {e})")))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
