@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import time
 
 import pytest
 
@@ -47,6 +48,8 @@ def test_a_child_that_dies_is_reported():
         run_forked(lambda: os.kill(os.getpid(), signal.SIGKILL))
     with pytest.raises(ChildDied, match="exited with code 7"):
         run_forked(lambda: os._exit(7))
+    with pytest.raises(ChildDied, match="no answer within 1 s"):
+        run_forked(lambda: time.sleep(60), timeout=1)
 
 
 class _Cycle:

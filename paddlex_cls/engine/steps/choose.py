@@ -38,6 +38,10 @@ from .spec import StepSpec
 
 #: state-dict key endings of BatchNorm running statistics (Paddle's names)
 RUNNING_STATS = ("._mean", "._variance")
+#: a trial that has not answered by then is ended and counts as failed: far longer than a trial takes (about a minute
+#: for ResNet18 at 224 px; a far slower static step ends it early, ``Trial.slow_factor``), but a hung kernel must not
+#: hang the run
+TRIAL_TIMEOUT_S = 1800.0
 #: model name -> why auto does not try the static engine (from bench/static_engine_probe.py)
 KNOWN_SLOW: Dict[str, str] = {}
 
@@ -149,7 +153,7 @@ def _run_trial(verdict: Callable[[], Tuple[bool, str]]) -> Tuple[bool, str]:
     if not can_fork():
         return verdict()
     try:
-        return run_forked(verdict)
+        return run_forked(verdict, timeout=TRIAL_TIMEOUT_S)
     except ChildDied as e:
         raise _Rejected(f"crashed in its trial ({e})") from None
 

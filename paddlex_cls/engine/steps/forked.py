@@ -15,7 +15,7 @@ import os
 import pickle
 import signal
 import sys
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -28,14 +28,18 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def run_forked(fn: Callable[[], T]) -> T:
+def run_forked(fn: Callable[[], T], timeout: Optional[float] = None) -> T:
     """``fn()`` in a forked child: its (picklable) return value, or the exception it raised, raised here.
 
     The child shares nothing with the parent after the fork: what ``fn`` changes there (engines, caches, seeds)
     is gone when it returns. If the parent is interrupted while it waits (Ctrl-C, SIGTERM), the child is ended too.
 
+    Args:
+        timeout: seconds to wait for the answer; the child is then ended (None: no limit).
+
     Raises:
-        ChildDied: the child died without an answer (its exit code or signal in the message).
+        ChildDied: the child died without an answer (its exit code or signal in the message), or did not answer
+            within ``timeout``.
     """
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
@@ -43,6 +47,8 @@ def run_forked(fn: Callable[[], T]) -> T:
     child.start()
     send.close()
     try:
+        if not receive.poll(timeout):
+            raise ChildDied(f"no answer within {timeout:.0f} s")
         try:
             kind, value = receive.recv()
         except EOFError:
