@@ -9,10 +9,10 @@ crashes (a segfault in a static program) from taking the run down with it.
 """
 from __future__ import annotations
 
+import copy
 import gc
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 from typing import Callable, Optional, TypeVar
@@ -77,10 +77,11 @@ def _answer(fn: Callable[[], T], send) -> None:
         answer = ("raised", e)
     try:
         try:
-            pickle.loads(pickle.dumps(answer))  # an exception that pickles but cannot be rebuilt fails here
-        except Exception as e:  # then its text still gets back
-            answer = ("raised", RuntimeError(f"{type(answer[1]).__name__}: {answer[1]} (not picklable: {e})"))
-        send.send(answer)
+            if answer[0] == "raised":
+                copy.copy(answer[1])  # rebuilt as unpickling rebuilds it: from its args, which some classes refuse
+            send.send(answer)
+        except Exception as e:  # an answer that does not pickle or cannot be rebuilt: its text still gets back
+            send.send(("raised", RuntimeError(f"{type(answer[1]).__name__}: {answer[1]} (not picklable: {e})")))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
