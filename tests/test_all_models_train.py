@@ -3,8 +3,9 @@
 Each model gets its own recipe (optimizer, clipping, label smoothing; a quarter of its learning rate scaled to
 the batch) and ``auto``'s real decision (trial included, so a model whose static program breaks or is slower lands on
 dygraph); then a few steps on one fixed batch: every loss is finite and the loss falls. Two small models run in CI;
-the rest run with ``-m slow`` (about 30 minutes on 2 cores). Each model trains in a process of its own: Paddle's
-oneDNN caches outlive the engines that filled them, and one process training every model in turn ran out of 24 GB.
+the rest run with ``-m slow`` (46 minutes on 2 cores). Each model trains in a process of its own: memory Paddle's
+oneDNN kernels allocate outlives the engines that used it, and one process training every model in turn ran out of
+24 GB.
 """
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ from ...errors import ConfigError, RuntimeFailure
 from ..optim import is_head
 from . import ENGINE_CHOICES
 from .base import EngineState, TrainStep
-from .forked import ChildDied, can_fork, run_forked
+from .forked import ChildDied, ChildTimedOut, can_fork, run_forked
 from .spec import StepSpec
 
 #: state-dict key endings of BatchNorm running statistics (Paddle's names)
@@ -155,7 +155,8 @@ def _run_trial(verdict: Callable[[], Tuple[bool, str]]) -> Tuple[bool, str]:
     try:
         return run_forked(verdict, timeout=TRIAL_TIMEOUT_S)
     except ChildDied as e:
-        raise _Rejected(f"crashed in its trial ({e})") from None
+        raise _Rejected(f"{'did not finish' if isinstance(e, ChildTimedOut) else 'crashed in'} its trial ({e})") \
+            from None
 
 
 def _unsupported(spec: StepSpec) -> Optional[Tuple[str, str]]:

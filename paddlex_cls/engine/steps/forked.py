@@ -25,6 +25,10 @@ class ChildDied(RuntimeError):
     """The child ended without answering (killed by a signal, out of memory, or exited)."""
 
 
+class ChildTimedOut(ChildDied):
+    """The child did not answer in time and was ended."""
+
+
 def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
@@ -49,7 +53,7 @@ def run_forked(fn: Callable[[], T], timeout: Optional[float] = None) -> T:
     send.close()
     try:
         if not receive.poll(timeout):
-            raise ChildDied(f"no answer within {timeout:.0f} s")
+            raise ChildTimedOut(f"no answer within {timeout:.0f} s")
         try:
             kind, value = receive.recv()
         except EOFError:
