@@ -1,5 +1,5 @@
 """run_forked: the engine trial's child process (a result or an exception back, a crash reported, nothing inherited
-destroyed in the child)."""
+destroyed in the child); ForkedArrayFunction: the static engine's evaluation predictor served from a child."""
 from __future__ import annotations
 
 import gc
@@ -7,9 +7,17 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
-from paddlex_cls.engine.steps.forked import ChildDied, ChildTimedOut, can_fork, run_forked
+from paddlex_cls.engine.steps.forked import (
+    ChildDied,
+    ChildTimedOut,
+    ForkedArrayFunction,
+    can_fork,
+    can_serve_forked,
+    run_forked,
+)
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="no fork on this platform")
 
@@ -73,3 +81,60 @@ def test_garbage_inherited_from_the_parent_is_not_destroyed_in_the_child():
     finally:
         gc.enable()
         gc.collect()
+
+
+def _served(array):
+    """What the child computes: its pid beside a function of the array, so both the value and the place show."""
+    return np.concatenate([[os.getpid()], array.sum(axis=(1, 2, 3)) * 2]).astype(np.float64)
+
+
+def _fail_on_negative(array):
+    if array.min() < 0:
+        raise ValueError(f"negative input, shape {array.shape}")
+    return array[:, 0]
+
+
+@pytest.mark.skipif(not can_serve_forked(), reason="needs fork and memfd (Linux)")
+def test_forked_array_function_serves_batches_of_any_size_from_one_child():
+    forward = ForkedArrayFunction(lambda: _served)
+    rng = np.random.default_rng(0)
+    pids = set()
+    try:
+        # growing, then shrinking, batches: the shared input buffer is replaced when too small
+        for shape in ((2, 3, 4, 4), (7, 3, 8, 8), (1, 3, 8, 8), (0, 3, 8, 8), (16, 3, 32, 32)):
+            batch = rng.standard_normal(shape).astype(np.float32)
+            out = forward(batch)
+            assert out.dtype == np.float64 and out.shape == (shape[0] + 1,)
+            np.testing.assert_allclose(out[1:], batch.sum(axis=(1, 2, 3)) * 2, rtol=1e-5)
+            pids.add(int(out[0]))
+        child = forward._child
+    finally:
+        forward.close()
+    assert pids == {child.pid} and child.pid != os.getpid()
+    assert not child.is_alive()  # closing ends it
+
+
+@pytest.mark.skipif(not can_serve_forked(), reason="needs fork and memfd (Linux)")
+def test_forked_array_function_reports_errors_and_a_dead_child():
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        ForkedArrayFunction(lambda: 1 / 0)  # building fails: its error, not a hang
+    forward = ForkedArrayFunction(lambda: _fail_on_negative)
+    try:
+        with pytest.raises(RuntimeError, match=r"ValueError: negative input, shape \(2, 2\)"):
+            forward(-np.ones((2, 2), np.float32))
+        np.testing.assert_array_equal(forward(np.ones((3, 2), np.float32)), [1, 1, 1])  # still serving
+        os.kill(forward._child.pid, signal.SIGKILL)
+        with pytest.raises(ChildDied, match="killed by SIGKILL"):
+            forward(np.ones((3, 2), np.float32))
+    finally:
+        forward.close()
+
+
+@pytest.mark.skipif(not can_serve_forked(), reason="needs fork and memfd (Linux)")
+def test_forked_array_function_child_ends_when_dropped():
+    forward = ForkedArrayFunction(lambda: _served)
+    child = forward._child
+    del forward
+    gc.collect()
+    child.join(10)
+    assert not child.is_alive()
