@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gc
+import subprocess
 import sys
 from typing import List, Optional, Tuple
 
@@ -342,6 +343,24 @@ def test_static_engine_process_keeps_freed_memory():
     from paddlex_cls.runtime import keep_freed_host_memory
 
     assert keep_freed_host_memory() is True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_kept_memory_is_given_back_on_release():
+    """What keep_freed_host_memory keeps (freed 1 MB blocks, 256 MB of them) stays resident until
+    release_freed_host_memory, which the static engine calls once per evaluation (in a fresh process: the settings
+    are process-wide)."""
+    code = (
+        "import numpy as np; from paddlex_cls.runtime import keep_freed_host_memory, release_freed_host_memory\n"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 >> 20\n"
+        "assert keep_freed_host_memory()\n"
+        "blocks = [np.ones(1 << 18, np.float32) for _ in range(256)]\n"
+        "keep = blocks[-1]; del blocks\n"
+        "before = rss(); assert release_freed_host_memory(); print(before, rss())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    before, after = map(int, proc.stdout.split())
+    assert before - after > 200, (before, after)
 
 
 def test_closed_engine_releases_its_scope():

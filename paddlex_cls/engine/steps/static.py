@@ -28,7 +28,7 @@ import numpy as np
 import paddle
 
 from ...quiet import quiet_static_build
-from ...runtime import available_cores, keep_freed_host_memory
+from ...runtime import available_cores, keep_freed_host_memory, release_freed_host_memory
 from ..fast_eval import program_forward
 from ..loss import classification_loss
 from ..optim import build_optimizer, is_head
@@ -322,6 +322,7 @@ class StaticStep(TrainStep):
         which fuses it: several times faster than running it with the executor."""
         if self._eval is None:
             self._eval = self._build_eval()
+        release_freed_host_memory()  # once an epoch; before the fork, so the child starts smaller too
         return program_forward(self._eval.main, self._eval.feed, self._eval.fetch[0], self._scope, self._threads)
 
     def close(self) -> None:
