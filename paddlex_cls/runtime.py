@@ -79,9 +79,10 @@ def keep_freed_host_memory() -> bool:
 def release_freed_host_memory() -> bool:
     """Give the freed memory glibc keeps (``keep_freed_host_memory``) back to the kernel now (``malloc_trim``).
 
-    Called once per evaluation by the static engine: otherwise what the heap keeps adds up over the epochs
-    (PP-LCNet_x1_0 at 128 px, batch 32: RSS 2119 -> 2765 MB over 3 epochs at a constant 1.2 GB in use; peak RSS 2780
-    against 2343 MB with this, ``bench/train_memory.py``). The next steps fault their buffers in once.
+    Called by the static engine before each evaluation and by the training loop at each epoch's start and before
+    the exports: otherwise what the heap keeps adds up over the epochs (PP-LCNet_x1_0 at 128 px, batch 32: RSS 2119
+    -> 2765 MB over 3 epochs at a constant 1.2 GB in use; peak RSS 2780 MB, 2143 MB with these calls,
+    ``bench/train_memory.py``). The next steps fault their buffers in once.
     Returns whether it ran (glibc only).
     """
     import ctypes
