@@ -9,11 +9,15 @@ import paddle
 from paddle.base import unique_name
 
 from ...errors import RuntimeFailure, WeightsError
+from ...runtime import available_cores
 from ..ema import ModelEMA
+from ..fast_eval import onednn_forward
 from ..layer_forward import layer_forward
 from ..loss import classification_loss
 from ..optim import build_optimizer, is_head
 from .base import Batch, EngineState, StepResult, TrainStep
+from .eval_path import FasterEvalPath, Forward
+from .forked import ForkedArrayFunction, can_serve_forked
 from .spec import StepSpec
 
 
@@ -92,6 +96,11 @@ class DygraphStep(TrainStep):
         self.class_weights = (paddle.to_tensor(spec.class_weights, dtype="float32")
                               if spec.class_weights is not None else None)
         self._eval_model: Optional[paddle.nn.Layer] = None
+        self._eval_target: Optional[paddle.nn.Layer] = None  # the Layer the next evaluation runs
+        ways = [("dygraph Layer", lambda: layer_forward(self._eval_target))]
+        if spec.device.type == "cpu" and spec.world_size == 1 and can_serve_forked():
+            ways.append(("oneDNN predictor", self._predictor_forward))
+        self._eval_path = FasterEvalPath(ways)
         self._frozen = False
         self._mode_stale = True  # train/eval modes must be (re)set before the next training step
 
@@ -191,4 +200,12 @@ class DygraphStep(TrainStep):
             self._eval_model.set_state_dict(self.ema.state_dict())
             model = self._eval_model
         self._mode_stale = True
-        return layer_forward(model)
+        self._eval_target = model
+        return self._eval_path.forward()
+
+    def _predictor_forward(self) -> Forward:
+        """The evaluated Layer traced and run by the oneDNN predictor, all in a forked child (``fast_eval``):
+        nothing of the tracing or the predictor stays in the training process."""
+        model, size = self._eval_target, self.spec.image_size
+        threads = self.spec.num_threads or available_cores()
+        return ForkedArrayFunction(lambda: onednn_forward(model, size, threads))
