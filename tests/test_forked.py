@@ -138,3 +138,22 @@ def test_forked_array_function_child_ends_when_dropped():
     gc.collect()
     child.join(10)
     assert not child.is_alive()
+
+
+@pytest.mark.skipif(not can_serve_forked(), reason="needs fork and memfd (Linux)")
+def test_forked_array_function_child_ends_on_close_while_another_process_holds_the_pipe():
+    """A loader worker forked during an evaluation inherits the parent's end of the pipe: closing must still end the
+    child at once (it is told to quit, it does not wait for the end of the pipe)."""
+    import multiprocessing
+
+    forward = ForkedArrayFunction(lambda: _served)
+    child = forward._child
+    holder = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,), daemon=True)
+    holder.start()
+    try:
+        start = time.monotonic()
+        forward.close()
+        assert not child.is_alive() and time.monotonic() - start < 4
+    finally:
+        holder.kill()
+        holder.join()

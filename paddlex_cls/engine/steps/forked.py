@@ -187,6 +187,8 @@ def _serve(make: Callable[[], Callable[[np.ndarray], np.ndarray]], conn, parent_
         fn = _reply(conn, make)
         while fn is not None:
             message = conn.recv_bytes()
+            if message == b"Q":
+                break
             if message == b"B":  # a new, larger input buffer
                 fd = reduction.recv_handle(conn)
                 buffer = mmap.mmap(fd, os.fstat(fd).st_size)
@@ -234,7 +236,13 @@ def _receive_array(conn) -> np.ndarray:
 
 
 def _stop(conn, child) -> None:
-    conn.close()  # the child's next read ends with EOFError and it leaves
+    # "quit", not only closing: a process forked here meanwhile (a loader worker) holds a copy of this end, so
+    # the child would not see the end of the pipe until that process exits
+    try:
+        conn.send_bytes(b"Q")
+    except OSError:
+        pass
+    conn.close()
     child.join(5)
     if child.is_alive():
         child.kill()
