@@ -78,8 +78,8 @@ def program_forward(program: paddle.static.Program, feed: paddle.pir.Value, fetc
     The predictor runs in a child process forked now (where the platform forks), which ends when the returned
     function is closed or collected: a predictor built and destroyed in the process that trains the static engine
     makes that engine's kernels allocate their oneDNN memory again, and the old copies are never freed (ResNet18
-    at 32 px: about 90 MB more after every evaluation, without bound over the epochs; ``steps/forked.py``). The
-    batches cross a pipe (about 10 ms for 32 images at 224 px).
+    at 32 px: 90-140 MB more after every evaluation, without bound over the epochs; ``steps/forked.py``). The
+    batches cross shared memory (2 ms for 32 images at 224 px).
 
     Args:
         feed: the program's image input; fetch: its logits.
