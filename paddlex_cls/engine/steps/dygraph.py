@@ -96,11 +96,8 @@ class DygraphStep(TrainStep):
         self.class_weights = (paddle.to_tensor(spec.class_weights, dtype="float32")
                               if spec.class_weights is not None else None)
         self._eval_model: Optional[paddle.nn.Layer] = None
-        self._eval_target: Optional[paddle.nn.Layer] = None  # the Layer the next evaluation runs
-        ways = [("dygraph Layer", lambda: layer_forward(self._eval_target))]
-        if spec.device.type == "cpu" and spec.world_size == 1 and can_serve_forked():
-            ways.append(("oneDNN predictor", self._predictor_forward))
-        self._eval_path = FasterEvalPath(ways)
+        self._eval_path = FasterEvalPath()
+        self._predictor_eval = spec.device.type == "cpu" and spec.world_size == 1 and can_serve_forked()
         self._frozen = False
         self._mode_stale = True  # train/eval modes must be (re)set before the next training step
 
@@ -200,12 +197,14 @@ class DygraphStep(TrainStep):
             self._eval_model.set_state_dict(self.ema.state_dict())
             model = self._eval_model
         self._mode_stale = True
-        self._eval_target = model
-        return self._eval_path.forward()
+        ways = [("dygraph Layer", lambda: layer_forward(model))]
+        if self._predictor_eval:
+            size, threads = self.spec.image_size, self.spec.num_threads or available_cores()
+            ways.append(("oneDNN predictor", lambda: _forked_predictor(model, size, threads)))
+        return self._eval_path.forward(ways)
 
-    def _predictor_forward(self) -> Forward:
-        """The evaluated Layer traced and run by the oneDNN predictor, all in a forked child (``fast_eval``):
-        nothing of the tracing or the predictor stays in the training process."""
-        model, size = self._eval_target, self.spec.image_size
-        threads = self.spec.num_threads or available_cores()
-        return ForkedArrayFunction(lambda: onednn_forward(model, size, threads))
+
+def _forked_predictor(model: paddle.nn.Layer, size: int, threads: int) -> Forward:
+    """``model`` traced and run by the oneDNN predictor, all in a forked child (``fast_eval``): nothing of the
+    tracing or the predictor stays in the training process."""
+    return ForkedArrayFunction(lambda: onednn_forward(model, size, threads))

@@ -21,39 +21,43 @@ Forward = Callable[[np.ndarray], np.ndarray]
 
 
 class FasterEvalPath:
-    """Hands out evaluation forwards, each evaluation timed, and settles on the faster way after trying each once.
+    """Settles on the faster way to evaluate after timing one whole evaluation with each.
 
-    Args:
-        ways: (name, build) pairs, the first without set-up cost; ``build()`` returns a forward for the current
-            weights. A way whose build raises is dropped with a warning.
+    The ways are passed at every call (not kept), so an engine holding this object is not in a reference cycle
+    with it: a closed engine's tensors go when its last reference does, not at the next garbage collection.
 
     Example:
-        >>> paths = FasterEvalPath([("dygraph", lambda: layer_forward(model)), ("predictor", build_predictor)])
-        >>> metrics = evaluate(paths.forward(), loader, num_classes)  # once per evaluation
+        >>> paths = FasterEvalPath()
+        >>> ways = [("dygraph Layer", lambda: layer_forward(model)), ("oneDNN predictor", build_predictor)]
+        >>> metrics = evaluate(paths.forward(ways), loader, num_classes)  # once per evaluation
     """
 
-    def __init__(self, ways: Sequence[Tuple[str, Callable[[], Forward]]]):
-        self._ways: Dict[str, Callable[[], Forward]] = dict(ways)
-        self._order: List[str] = [name for name, _ in ways]
+    def __init__(self) -> None:
         self._seconds: Dict[str, List[float]] = {}  # name -> [seconds of its evaluation], filled while it runs
-        self.chosen: Optional[str] = None if len(ways) > 1 else self._order[0]
+        self._dropped: List[str] = []
+        self.chosen: Optional[str] = None
 
-    def forward(self) -> Forward:
-        """A forward for one evaluation; call it again for the next evaluation (the weights may have changed)."""
-        name = self.chosen or self._next_to_try()
+    def forward(self, ways: Sequence[Tuple[str, Callable[[], Forward]]]) -> Forward:
+        """A forward for one evaluation, timed.
+
+        Args:
+            ways: (name, build) pairs, the first without set-up cost; ``build()`` returns a forward for the
+                current weights. A way whose build raises is dropped with a warning (the first one's error is
+                raised: it is the fallback).
+        """
+        order = [name for name, _ in ways if name not in self._dropped]
+        name = self._pick(order)
         tic = time.perf_counter()
         try:
-            forward = self._ways[name]()
-        except Exception as e:  # noqa: B902 -- any failure of the optional way: keep evaluating the other way
-            if name == self._order[0]:
+            forward = dict(ways)[name]()
+        except Exception as e:  # noqa: B902 -- any failure of an optional way: keep evaluating another way
+            if name == order[0]:
                 raise
             first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             logger.warning("evaluating without the %s: it failed to set up (%s: %s)", name, type(e).__name__,
                            first_line)
-            del self._ways[name]
-            self._order.remove(name)
-            self.chosen = self._order[0]
-            return self.forward()
+            self._dropped.append(name)
+            return self.forward(ways)
         spent = self._seconds.setdefault(name, [0.0])
         spent[0] += time.perf_counter() - tic
 
@@ -65,12 +69,17 @@ class FasterEvalPath:
 
         return timed
 
-    def _next_to_try(self) -> str:
-        untried = [n for n in self._order if n not in self._seconds]
+    def _pick(self, order: List[str]) -> str:
+        if self.chosen in order:
+            return self.chosen
+        if len(order) == 1:  # nothing to choose from (GPU, several processes, or the other way failed)
+            self.chosen = order[0]
+            return self.chosen
+        untried = [n for n in order if n not in self._seconds]
         if untried:
             return untried[0]
-        times = {n: self._seconds[n][0] for n in self._order}
-        self.chosen = min(self._order, key=times.__getitem__)
+        times = {n: self._seconds[n][0] for n in order}
+        self.chosen = min(order, key=times.__getitem__)
         logger.info("evaluating with the %s from now on (one evaluation each: %s)", self.chosen,
-                    ", ".join(f"{n} {times[n]:.1f} s" for n in self._order))
+                    ", ".join(f"{n} {times[n]:.1f} s" for n in order))
         return self.chosen
