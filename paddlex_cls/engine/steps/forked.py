@@ -12,8 +12,8 @@ taking the run down with it.
 The evaluation predictor is served from a child for a related reason: each ``paddle.inference`` predictor built and
 destroyed in a process that trains a static engine leaves that engine's kernels to allocate their oneDNN memory
 anew, and the old copies are never freed (ResNet18 at 32 px: about 90 MB more in use after every evaluation, without
-bound over the epochs; a predictor kept alive does not do it). Arrays cross the pipe as raw bytes: nothing is
-unpickled.
+bound over the epochs; a predictor kept alive does not do it). Its inputs cross shared memory and its outputs the
+pipe as raw bytes: nothing is unpickled.
 """
 from __future__ import annotations
 
@@ -184,7 +184,9 @@ def _serve(make: Callable[[], Callable[[np.ndarray], np.ndarray]], conn, parent_
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the trainer's checkpoint-and-unwind handler
     buffer = None
     try:
-        fn = _reply(conn, make)
+        fn = _or_report(conn, make)
+        if fn is not None:
+            conn.send_bytes(b"ready")
         while fn is not None:
             message = conn.recv_bytes()
             if message == b"Q":
@@ -196,29 +198,25 @@ def _serve(make: Callable[[], Callable[[np.ndarray], np.ndarray]], conn, parent_
                 continue
             dtype, dims = _parse_header(message[1:])
             array = np.frombuffer(buffer, dtype, int(np.prod(dims))).reshape(dims)
-            _reply(conn, lambda a=array: fn(a))
+            out = _or_report(conn, lambda a=array: np.ascontiguousarray(fn(a)))
+            if out is not None:
+                conn.send_bytes(b"array")
+                conn.send_bytes(_header(out))
+                conn.send_bytes(memoryview(out).cast("B") if out.size else b"")
     except (EOFError, OSError):
         pass
     finally:
         os._exit(0)
 
 
-def _reply(conn, work: Callable):
-    """Run ``work`` and send b"ready" (a function built), b"array" and the array, or b"error" and its text."""
+def _or_report(conn, work: Callable):
+    """``work()``, or None after sending b"error" and the exception's text to the parent."""
     try:
-        out = work()
+        return work()
     except Exception as e:  # noqa: B902 -- goes back to the parent as text
         conn.send_bytes(b"error")
         conn.send_bytes(f"{type(e).__name__}: {e}".encode("utf-8", "replace"))
         return None
-    if callable(out):
-        conn.send_bytes(b"ready")
-        return out
-    out = np.ascontiguousarray(out)
-    conn.send_bytes(b"array")
-    conn.send_bytes(_header(out))
-    conn.send_bytes(memoryview(out).cast("B") if out.size else b"")
-    return True
 
 
 def _header(array: np.ndarray) -> bytes:
