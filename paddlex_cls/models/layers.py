@@ -115,8 +115,9 @@ class DropPath(nn.Layer):
         if self.drop_prob == 0.0 or not self.training:
             return x
         # The per-sample keep mask, scaled by 1 / keep, drawn by dropout: its random stream is the same in dygraph
-        # and static programs (``paddle.rand``'s is not), so both training engines drop the same samples.
-        ones = paddle.ones([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype)
+        # and static programs (``paddle.rand``'s is not), so both training engines drop the same samples. The
+        # [N, 1, ...] shape comes from a slice, not from ``x.shape[0]``: static programs leave the batch size open.
+        ones = paddle.ones_like(x[(slice(None),) + (slice(0, 1),) * (x.ndim - 1)])
         return x * F.dropout(ones, self.drop_prob, training=True)
 
 

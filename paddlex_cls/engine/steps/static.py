@@ -3,12 +3,14 @@
 One Layer is built in dygraph mode; its tensors are re-bound to static parameters of the same names in every
 program, all sharing one private scope:
 
-- a training program (forward, backward, update) per (batch size, soft targets, frozen backbone) actually met, so
-  the last, smaller batch of an epoch trains through a second program instead of being dropped, mixup/cutmix
-  batches through a soft-target program, and ``Train.freeze_backbone`` epochs through a program whose backbone
-  parameters are not trainable and whose backbone BatchNorm layers run on their running statistics (as dygraph
-  freezes them);
-- with ``Train.accum_steps`` > 1, a gradient program per (batch size, soft targets, frozen) that adds each batch's
+- a training program (forward, backward, update) per (soft targets, frozen backbone) actually met: mixup/cutmix
+  batches train through a soft-target program, and ``Train.freeze_backbone`` epochs through a program whose
+  backbone parameters are not trainable and whose backbone BatchNorm layers run on their running statistics (as
+  dygraph freezes them). The batch dimension is left open, so the last, smaller batch of an epoch runs the same
+  program: a program per batch size held oneDNN memory of its own and created its kernels again (ResNet18, 32 px,
+  batch 64: +194 MB in use for the last batch's program, +111 MB through the open one; ConvNeXt_base_224 at
+  batch 8: 3193 -> 2199 MB in use, and the smaller batch's first step 17.9 -> 0.8 s);
+- with ``Train.accum_steps`` > 1, a gradient program per (soft targets, frozen) that adds each batch's
   gradients (its loss weighted by its share of the group) into gradient buffers, and an update program that applies
   the optimizer to those buffers: true accumulation, as the dygraph engine does it (BatchNorm sees each batch);
 - an EMA program and an evaluation program.
@@ -102,9 +104,9 @@ class StaticStep(TrainStep):
         for frozen in (False, True) if spec.freeze_epochs else (False,):
             if self._accumulating:
                 self._program("apply", frozen=frozen)
-                self._program("grad", spec.batch_size, mixing, frozen)
+                self._program("grad", mixing, frozen)
             else:
-                self._program("train", spec.batch_size, mixing, frozen)
+                self._program("train", mixing, frozen)
         write_vars(self._scope, {s.name: initial[s.name] for s in self._slots}, self._place)
         if spec.recipe.ema_decay:
             self._ema = self._build_ema(spec.recipe.ema_decay)
@@ -112,11 +114,11 @@ class StaticStep(TrainStep):
 
     # ---- programs -------------------------------------------------------------------------------------------
 
-    def _program(self, kind: str, batch: int = 0, soft: bool = False, frozen: bool = False) -> _Program:
-        key = (kind, batch, soft, frozen)
+    def _program(self, kind: str, soft: bool = False, frozen: bool = False) -> _Program:
+        key = (kind, soft, frozen)
         if key not in self._programs:
             build = {"train": self._build_train, "grad": self._build_grad, "apply": self._build_apply}[kind]
-            self._programs[key] = build(batch, soft, frozen)
+            self._programs[key] = build(soft, frozen)
         return self._programs[key]
 
     @contextlib.contextmanager
@@ -151,11 +153,11 @@ class StaticStep(TrainStep):
                 self._layer.train()
             self._create_vars(main, startup)
 
-    def _forward_loss(self, batch: int, soft: bool) -> Tuple[paddle.pir.Value, paddle.pir.Value]:
+    def _forward_loss(self, soft: bool) -> Tuple[paddle.pir.Value, paddle.pir.Value]:
         spec, size = self.spec, self.spec.image_size
-        x = paddle.static.data("x", [batch, 3, size, size], "float32")
-        y = paddle.static.data("y", [batch, 1], "int64")
-        t = paddle.static.data("t", [batch, spec.num_classes], "float32") if soft else None
+        x = paddle.static.data("x", [-1, 3, size, size], "float32")
+        y = paddle.static.data("y", [-1, 1], "int64")
+        t = paddle.static.data("t", [-1, spec.num_classes], "float32") if soft else None
         with training_rewrites(self._layer, onednn=onednn_enabled()):
             logits = self._layer(x)
         weights = paddle.to_tensor(spec.class_weights, dtype="float32") if spec.class_weights is not None else None
@@ -165,20 +167,20 @@ class StaticStep(TrainStep):
         spec = self.spec
         return build_optimizer(self._layer, spec.recipe, self._scheduler, spec.head, spec.backbone_lr_scale)
 
-    def _build_train(self, batch: int, soft: bool, frozen: bool) -> _Program:
+    def _build_train(self, soft: bool, frozen: bool) -> _Program:
         """Forward, loss, backward and update of one batch."""
         with self._building(frozen) as (main, startup, head_inputs):
-            loss, logits = self._forward_loss(batch, soft)
+            loss, logits = self._forward_loss(soft)
             optimizer = self._optimizer()
             append_optimizer_step(optimizer, loss, startup, head_inputs)
             self._opt_names.update(dict.fromkeys(optimizer._opti_name_list))
         return _Program(main, [loss, logits])
 
-    def _build_grad(self, batch: int, soft: bool, frozen: bool) -> _Program:
+    def _build_grad(self, soft: bool, frozen: bool) -> _Program:
         """Forward, loss and backward of one batch of a group; ``buffer = keep * buffer + share * gradient``
         (``keep`` 0 for a group's first batch, ``share`` its part of the group's samples)."""
         with self._building(frozen) as (main, _, head_inputs):
-            loss, logits = self._forward_loss(batch, soft)
+            loss, logits = self._forward_loss(soft)
             share = paddle.static.data("share", [1], "float32")
             keep = paddle.static.data("keep", [1], "float32")
             params = [p for p in main.global_block().all_parameters() if not p.stop_gradient]
@@ -189,7 +191,7 @@ class StaticStep(TrainStep):
                 paddle.assign(buffer * keep + paddle.assign(g), output=buffer)
         return _Program(main, [loss, logits])
 
-    def _build_apply(self, batch: int, soft: bool, frozen: bool) -> _Program:
+    def _build_apply(self, soft: bool, frozen: bool) -> _Program:
         """The optimizer update from the gradient buffers (clipping, weight decay, groups as in a training step)."""
         with self._building(frozen) as (main, startup, _):
             optimizer = self._optimizer()
@@ -271,11 +273,11 @@ class StaticStep(TrainStep):
         loss_sum = correct = 0.0
         if len(batches) == 1 and not self._accumulating:
             images, labels, targets = batches[0]
-            program = self._program("train", len(images), targets is not None, self._frozen)
+            program = self._program("train", targets is not None, self._frozen)
             loss_sum, correct = self._run_batch(program, images, labels, targets, {})
         else:
             for k, (images, labels, targets) in enumerate(batches):
-                program = self._program("grad", len(images), targets is not None, self._frozen)
+                program = self._program("grad", targets is not None, self._frozen)
                 extra = {"share": np.array([len(labels) / total], np.float32),
                          "keep": np.array([1.0 if k else 0.0], np.float32)}
                 loss, hits = self._run_batch(program, images, labels, targets, extra)
