@@ -8,8 +8,8 @@ program, all sharing one private scope:
   backbone parameters are not trainable and whose backbone BatchNorm layers run on their running statistics (as
   dygraph freezes them). The batch dimension is left open, so the last, smaller batch of an epoch runs the same
   program: a program per batch size held oneDNN memory of its own and created its kernels again (ResNet18, 32 px,
-  batch 64: +194 MB in use for the last batch's program, +111 MB through the open one; ConvNeXt_base_224 at
-  batch 8: 3193 -> 2199 MB in use, and the smaller batch's first step 17.9 -> 0.8 s);
+  batch 64: +194 MB in use for the last batch's program, +111 MB through the open one; over the 59 static models
+  0.54-0.84x the memory in use, bench/results/static_open_batch.txt);
 - with ``Train.accum_steps`` > 1, a gradient program per (soft targets, frozen) that adds each batch's
   gradients (its loss weighted by its share of the group) into gradient buffers, and an update program that applies
   the optimizer to those buffers: true accumulation, as the dygraph engine does it (BatchNorm sees each batch);
