@@ -2,7 +2,7 @@
 
 The Layer is built once, in dygraph mode, by the registry's own builder. Its tensors are then re-bound to static
 parameters of the same names in each program (``bind_static``), so every program of one engine (the training
-program per batch shape, the evaluation program) shares one set of scope variables, and the names equal the
+programs, the evaluation program) shares one set of scope variables, and the names equal the
 dygraph names: optimizer accumulators come out named ``<param.name>_velocity_0`` as in dygraph checkpoints.
 Building in dygraph keeps builders that use eager tensors at construction time (``linspace().numpy()``,
 ``register_buffer``) working.
