@@ -4,15 +4,17 @@ from __future__ import annotations
 import ast
 import os
 import pickle
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
 
-from paddlex_cls.engine.checkpoint import fetch, load_checkpoint, save_checkpoint
+from paddlex_cls.engine.checkpoint import fetch, load_checkpoint, save_checkpoint, write_state_file
 from paddlex_cls.engine.ema import ModelEMA
 from paddlex_cls.engine.optim import build_scheduler
+from paddlex_cls.engine.steps.base import LazyArray
 from paddlex_cls.errors import WeightsError
 from paddlex_cls.hub import url_cache_path
 
@@ -132,6 +134,44 @@ def test_a_corrupt_side_file_is_a_clear_error_on_resume(tmp_path):
     load_checkpoint(path)  # not needed for weights
     with pytest.raises(WeightsError, match=r"optimizer state file .*latest.pdopt is truncated"):
         load_checkpoint(path, need_optimizer=True)
+
+
+def _traced_peak_mib(fn) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2 ** 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_checkpoints_are_written_tensor_by_tensor(tmp_path):
+    """Writing holds about one tensor's copy at a time (paddle.save's pickler kept the bytes of every array until
+    the end: a second copy of the state); paddle.load and the restricted unpickler read the same values."""
+    arrays = {f"layer{i}.weight": np.random.default_rng(i).standard_normal(1 << 20).astype(np.float32)
+              for i in range(8)}  # 8 x 4 MiB
+    lazy = {k: LazyArray(v.copy) for k, v in arrays.items()}
+    peak = _traced_peak_mib(lambda: save_checkpoint(str(tmp_path), "latest", lazy, states={"epoch": 1}))
+    assert peak < 3 * 4, peak
+    as_paddle_saves = _traced_peak_mib(lambda: paddle.save(arrays, str(tmp_path / "ref.pdparams")))
+    assert as_paddle_saves > 8 * 4  # what the test guards against
+    for loaded in (paddle.load(str(tmp_path / "latest" / "latest.pdparams")),
+                   load_checkpoint(str(tmp_path / "latest" / "latest.pdparams")).model):
+        assert set(loaded) == set(arrays)
+        for k, v in arrays.items():
+            np.testing.assert_array_equal(loaded[k], v)
+
+
+def test_nested_tensors_are_written_as_paddle_save_writes_them(tmp_path):
+    """AMP master weights (tensors nested in the optimizer state) keep paddle.save's (name, array) form."""
+    master = {"w": paddle.create_parameter([3], "float32"), "b": paddle.to_tensor([1.0, 2.0])}
+    write_state_file({"master_weights": master, "LR_Scheduler": {"last_epoch": 2}}, str(tmp_path / "ours.pdopt"))
+    paddle.save({"master_weights": master, "LR_Scheduler": {"last_epoch": 2}}, str(tmp_path / "ref.pdopt"))
+    ours, ref = (paddle.load(str(tmp_path / f"{n}.pdopt")) for n in ("ours", "ref"))
+    assert ours["LR_Scheduler"] == ref["LR_Scheduler"] == {"last_epoch": 2}
+    for k in master:
+        assert type(ours["master_weights"][k]) is type(ref["master_weights"][k])
+        np.testing.assert_array_equal(ours["master_weights"][k].numpy(), ref["master_weights"][k].numpy())
 
 
 def test_fetch_downloads_into_the_hub_cache(tmp_path, monkeypatch):

@@ -9,13 +9,16 @@ A checkpoint folder is written whole into a hidden temp folder and then swapped 
 """
 from __future__ import annotations
 
+import copyreg
 import os
+import pickle
 import shutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import paddle
+from paddle.base.framework import EagerParamBase
 
 from ..errors import RuntimeFailure, WeightsError
 from ..fileio import mark_owned, replace_dir
@@ -39,9 +42,33 @@ def _check_finite(state: Dict[str, Any], what: str) -> None:
                                  "training diverged: lower Train.learning_rate or set Train.grad_clip (e.g. 5.0)")
 
 
+def _tensor_reduce(tensor):
+    # paddle.save's form of a tensor nested in a saved object (e.g. AMP master weights): a (name, array) tuple
+    return tuple, ((tensor.name, tensor.numpy()),)
+
+
+def write_state_file(obj: Any, path: str) -> None:
+    """Write ``obj`` as ``paddle.save`` does for a dict of arrays: a protocol-4 pickle (``paddle.load``, PaddleX and
+    :mod:`paddlex_cls.hub.safe_pickle` read it), tensor by tensor.
+
+    The pickler runs without its memo (``fast``): with it, pickle keeps every object it wrote alive until the end,
+    the bytes of every array included, so ``paddle.save`` held a second copy of the whole state (ResNet18: 45 MB
+    more per file). Checkpoint objects are trees, which is all the memo-less pickler needs. :class:`LazyArray`
+    values are copied out one at a time as they are written.
+    """
+    with open(path, "wb") as f:
+        pickler = pickle.Pickler(f, protocol=4)
+        pickler.fast = True  # no memo: see above
+        pickler.dispatch_table = copyreg.dispatch_table.copy()
+        for tensor_type in (paddle.Tensor, EagerParamBase):  # the table is looked up by exact type
+            pickler.dispatch_table[tensor_type] = _tensor_reduce
+        pickler.dump(obj)
+
+
 def save_checkpoint(out_dir: str, name: str, model: Dict[str, Any], optimizer: Optional[Dict[str, Any]] = None,
                     states: Optional[Dict[str, Any]] = None, ema: Optional[Dict[str, Any]] = None) -> str:
-    """Write ``<out_dir>/<name>/<name>.*`` (state dicts of numpy arrays) atomically as a set; returns the folder.
+    """Write ``<out_dir>/<name>/<name>.*`` (state dicts of numpy arrays or LazyArrays) atomically as a set;
+    returns the folder.
 
     Non-finite weights are never saved; a folder named ``<name>`` that paddlex_cls did not write is never replaced;
     a failed write (disk full, interrupt) leaves the previous set and no partial folder behind.
@@ -55,12 +82,12 @@ def save_checkpoint(out_dir: str, name: str, model: Dict[str, Any], optimizer: O
     try:
         os.makedirs(tmp)
         prefix = os.path.join(tmp, name)
-        paddle.save(model, prefix + ".pdparams")
+        write_state_file(model, prefix + ".pdparams")
         if optimizer is not None:
-            paddle.save(optimizer, prefix + ".pdopt")
+            write_state_file(optimizer, prefix + ".pdopt")
         if ema is not None:
-            paddle.save(ema, prefix + ".pdema")
-        paddle.save(dict(states or {}), prefix + ".pdstates")
+            write_state_file(ema, prefix + ".pdema")
+        write_state_file(dict(states or {}), prefix + ".pdstates")
         mark_owned(tmp)
         for fname in os.listdir(tmp):
             with open(os.path.join(tmp, fname), "rb") as f:

@@ -209,7 +209,7 @@ class TrainLoop:
 
     def _end_epoch(self, epoch: int, metric: Optional[float]) -> None:
         self.epoch_scores[epoch] = metric
-        state = self.step.state()
+        state = self.step.state(lazy=True)  # written tensor by tensor, up to three times, before the next step
         if metric is not None and metric > self.best_metric:
             self.best_metric, self.best_epoch = metric, epoch
             self._save("best_model", state, epoch, metric)

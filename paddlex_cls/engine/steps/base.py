@@ -29,6 +29,27 @@ class StepResult:
     top1: float
 
 
+class LazyArray:
+    """A tensor's value, copied out when it is used (``np.asarray``, pickling) and not kept.
+
+    Checkpoints are written from these, tensor by tensor, so saving holds one tensor's copy at a time instead of a
+    copy of the whole state (for AdamW, three times the weights).
+    """
+
+    __slots__ = ("_read",)
+
+    def __init__(self, read: Callable[[], np.ndarray]):
+        self._read = read
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        value = self._read()
+        return value if dtype is None else value.astype(dtype, copy=False)
+
+    def __reduce_ex__(self, protocol):
+        # pickled exactly as the array it stands for: the file does not know it was lazy
+        return self._read().__reduce_ex__(protocol)
+
+
 @dataclass
 class EngineState:
     """Everything a checkpoint holds of an engine: weights, optimizer (with its LR scheduler), EMA weights."""
@@ -79,8 +100,12 @@ class TrainStep(abc.ABC):
         """The learning rate the next ``train_batch`` uses."""
 
     @abc.abstractmethod
-    def state(self) -> EngineState:
-        """A copy of the current weights, optimizer state and EMA weights (numpy, Layer keys)."""
+    def state(self, lazy: bool = False) -> EngineState:
+        """A copy of the current weights, optimizer state and EMA weights (numpy, Layer keys).
+
+        With ``lazy`` every tensor is a :class:`LazyArray` instead, copied when used: for writing a checkpoint
+        before the next step, never to keep.
+        """
 
     @abc.abstractmethod
     def load_state(self, state: EngineState) -> None:

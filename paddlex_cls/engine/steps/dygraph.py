@@ -15,14 +15,16 @@ from ..fast_eval import onednn_forward
 from ..layer_forward import layer_forward
 from ..loss import classification_loss
 from ..optim import build_optimizer, is_head
-from .base import Batch, EngineState, StepResult, TrainStep
+from .base import Batch, EngineState, LazyArray, StepResult, TrainStep
 from .eval_path import FasterEvalPath, Forward
 from .forked import ForkedArrayFunction, can_serve_forked
 from .spec import StepSpec
 
 
-def _to_numpy(state: Dict[str, Any]) -> Dict[str, Any]:
-    return {k: v.numpy() if isinstance(v, paddle.Tensor) else v for k, v in state.items()}
+def _to_numpy(state: Dict[str, Any], lazy: bool = False) -> Dict[str, Any]:
+    """Tensors as numpy copies, or as LazyArrays copied when used."""
+    return {k: (LazyArray(v.numpy) if lazy else v.numpy()) if isinstance(v, paddle.Tensor) else v
+            for k, v in state.items()}
 
 
 def check_same_layout(own: Dict[str, Any], loaded: Dict[str, Any], what: str) -> None:
@@ -173,9 +175,10 @@ class DygraphStep(TrainStep):
     def lr(self) -> float:
         return float(self.optimizer.get_lr())
 
-    def state(self) -> EngineState:
-        ema = _to_numpy(self.ema.state_dict()) if self.ema is not None else None
-        return EngineState(_to_numpy(self.model.state_dict()), _to_numpy(self.optimizer.state_dict()), ema)
+    def state(self, lazy: bool = False) -> EngineState:
+        ema = _to_numpy(self.ema.state_dict(), lazy) if self.ema is not None else None
+        return EngineState(_to_numpy(self.model.state_dict(), lazy), _to_numpy(self.optimizer.state_dict(), lazy),
+                           ema)
 
     def load_state(self, state: EngineState) -> None:
         check_same_layout(self.model.state_dict(), state.model, "weights")

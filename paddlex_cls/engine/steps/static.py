@@ -306,9 +306,9 @@ class StaticStep(TrainStep):
     def lr(self) -> float:
         return float(self._scheduler.last_lr)
 
-    def state(self) -> EngineState:
+    def state(self, lazy: bool = False) -> EngineState:
         return state_from_scope(self._scope, self._names, list(self._opt_names), self._scheduler,
-                                self._ema_names if self._ema is not None else None)
+                                self._ema_names if self._ema is not None else None, lazy)
 
     def load_state(self, state: EngineState) -> None:
         """Restore a checkpoint of either engine; like the dygraph engine, the weights must be exactly this

@@ -9,12 +9,15 @@ Building in dygraph keeps builders that use eager tensors at construction time (
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import paddle
 import paddle.nn as nn
+
+from .base import LazyArray
 
 StateDict = Dict[str, np.ndarray]
 
@@ -98,9 +101,15 @@ def persistable_names(program: paddle.static.Program) -> List[str]:
     return names + ([program.lr_name] if getattr(program, "lr_name", None) else [])
 
 
-def read_vars(scope, names) -> StateDict:
-    """Copies of the named scope variables as numpy arrays."""
-    return {n: np.array(scope.find_var(n).get_tensor()) for n in names}
+def read_vars(scope, names, lazy: bool = False) -> StateDict:
+    """Copies of the named scope variables as numpy arrays, or with ``lazy`` as LazyArrays copied when used."""
+    if lazy:
+        return {n: LazyArray(functools.partial(_read_var, scope, n)) for n in names}
+    return {n: _read_var(scope, n) for n in names}
+
+
+def _read_var(scope, name: str) -> np.ndarray:
+    return np.array(scope.find_var(name).get_tensor())
 
 
 def write_vars(scope, arrays: StateDict, place) -> None:

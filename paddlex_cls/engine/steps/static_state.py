@@ -21,21 +21,21 @@ LR_KEY = "LR_Scheduler"
 
 
 def state_from_scope(scope, names: Mapping[str, str], opt_names: List[str], scheduler,
-                     ema_names: Optional[Mapping[str, str]]) -> EngineState:
-    """Read weights, optimizer state and EMA weights out of ``scope``.
+                     ema_names: Optional[Mapping[str, str]], lazy: bool = False) -> EngineState:
+    """Read weights, optimizer state and EMA weights out of ``scope`` (as LazyArrays with ``lazy``).
 
     Args:
         names: state-dict key -> variable name.
         opt_names: the optimizer's accumulator variable names.
         ema_names: variable name -> its EMA variable name (float entries), or None without EMA.
     """
-    weights = read_vars(scope, names.values())
+    weights = read_vars(scope, names.values(), lazy)
     model = {k: weights[n] for k, n in names.items()}
-    optimizer: Dict[str, Any] = read_vars(scope, opt_names)
+    optimizer: Dict[str, Any] = read_vars(scope, opt_names, lazy)
     optimizer[LR_KEY] = scheduler.state_dict()
     ema = None
     if ema_names is not None:
-        averaged = read_vars(scope, ema_names.values())
+        averaged = read_vars(scope, ema_names.values(), lazy)
         ema = {k: averaged[ema_names[n]] if n in ema_names else model[k] for k, n in names.items()}
     return EngineState(model=model, optimizer=optimizer, ema=ema)
 
