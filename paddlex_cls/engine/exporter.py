@@ -11,6 +11,7 @@ are: a failed or interrupted export leaves the previous folder (or nothing), nev
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -108,6 +109,10 @@ def export_model(spec: ExportSpec) -> List[str]:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(staging, name))
         files = sorted(f for f in os.listdir(staging) if f.startswith("inference"))
+    # The network built for the export is in reference cycles (Paddle's traced Layer), so its weights stayed until
+    # Python's next full collection, which large tensors never trigger: every export at a training run's end left
+    # one (ResNet18: +44 MB in use per export, up to 6 exports with Train.uniform_output_enabled).
+    gc.collect()
     logger.info("exported %s to %s: %s", spec.model_name, spec.out_dir, ", ".join(files))
     return files
 
