@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, List, Union
 
+from .signals import deferred
+
 PathLike = Union[str, Path]
 
 
@@ -107,10 +109,11 @@ def replace_dir(new: PathLike, final: PathLike, legacy_names: Iterable[str] = ()
         raise FileExistsError(final)
     old = os.path.join(os.path.dirname(final), f".{os.path.basename(final)}.old")
     shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(final):
-        os.rename(final, old)
-    os.rename(new, final)
-    shutil.rmtree(old, ignore_errors=True)
+    with deferred():  # Ctrl-C or SIGTERM between the renames would leave the new set deleted and the old one aside
+        if os.path.exists(final):
+            os.rename(final, old)
+        os.rename(new, final)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def restore_interrupted(folder: PathLike) -> List[str]:

@@ -306,3 +306,31 @@ def test_weights_of_another_model_are_refused_unless_asked():
     assert kept["conv.weight"].sum() == 0 and kept["fc.bias"].sum() == 10
     with pytest.raises(WeightsError, match="does not fit"):  # evaluation/export: not even the head may differ
         merge_weights(own, other_head, "w.pdparams")
+
+
+def test_a_signal_during_the_folder_swap_acts_after_it(tmp_path, monkeypatch):
+    """SIGTERM arriving between the two renames that swap a checkpoint folder in takes effect once the swap is done:
+    the new set is in place and nothing is left aside (it used to leave only ``.latest.old``)."""
+    from paddlex_cls import signals
+    from paddlex_cls.fileio import mark_owned, replace_dir
+
+    final, new = tmp_path / "latest", tmp_path / ".latest.new"
+    for folder, text in ((final, "old"), (new, "new")):
+        folder.mkdir()
+        (folder / "latest.pdparams").write_text(text)
+        mark_owned(folder)
+    rename = os.rename
+
+    def rename_then_signal(src, dst):
+        rename(src, dst)
+        if str(dst).endswith(".old"):
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(os, "rename", rename_then_signal)
+    previous = signal.signal(signal.SIGTERM, signals._on_sigterm)
+    try:
+        with pytest.raises(signals.Terminated):
+            replace_dir(new, final)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert (final / "latest.pdparams").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["latest"]

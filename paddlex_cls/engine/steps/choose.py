@@ -214,7 +214,8 @@ def _attempt(what: str, fn):
     """``fn()``, with any Paddle failure (an op without a kernel, a shape oneDNN rejects) as a _Rejected."""
     try:
         return fn()
-    except (RuntimeError, ValueError, TypeError, NotImplementedError, AssertionError, MemoryError) as e:
+    except (RuntimeError, ValueError, TypeError, NotImplementedError, AssertionError, MemoryError,
+            RuntimeFailure) as e:  # RuntimeFailure: a static step's kernel failure, as the engine reports it
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise _Rejected(f"{what} ({type(e).__name__}: {first_line})") from None
 

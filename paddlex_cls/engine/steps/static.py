@@ -29,6 +29,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
+from ...errors import RuntimeFailure
 from ...quiet import quiet_static_build
 from ...runtime import available_cores, keep_freed_host_memory, release_freed_host_memory
 from ..fast_eval import program_forward
@@ -258,7 +259,14 @@ class StaticStep(TrainStep):
         first = not program.ran
         program.ran = True
         with static_onednn(self._scope), quiet_static_build() if first else contextlib.nullcontext():
-            return self._exe.run(program.main, feed=feed, fetch_list=program.fetch, scope=self._scope)
+            try:
+                return self._exe.run(program.main, feed=feed, fetch_list=program.fetch, scope=self._scope)
+            except (RuntimeError, ValueError) as e:  # a kernel's failure, as Paddle reports it (often std::exception)
+                shape = f" on a batch of shape {list(feed['x'].shape)}" if "x" in feed else ""
+                first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                raise RuntimeFailure(f"the static engine failed{shape}: {type(e).__name__}: {first_line}",
+                                     "train with -o Train.engine=dygraph; checkpoints saved so far resume on it"
+                                     ) from None
 
     # ---- TrainStep ------------------------------------------------------------------------------------------
 
@@ -290,14 +298,27 @@ class StaticStep(TrainStep):
 
     def _run_batch(self, program: _Program, images: np.ndarray, labels: np.ndarray, targets: Optional[np.ndarray],
                    extra: Dict[str, np.ndarray]) -> Tuple[float, float]:
-        """The batch's loss times its size and its number of top-1 hits."""
+        """The batch's loss times its size and its number of top-1 hits.
+
+        A batch of one sample runs as two copies of it: oneDNN's ``add_grad`` fails on a batch of one (Paddle 3.3,
+        PP-LCNet_x0_25 at 32 px: ``dnnl::error`` in the backward pass, with an open or a fixed batch dimension),
+        and an epoch's last batch is a single sample whenever the data is one more than a multiple of the batch
+        size. Two copies give the same mean loss, the same gradients and the same BatchNorm statistics (mean and
+        biased variance over a set do not change when every element is repeated); only dropout draws a mask per
+        copy.
+        """
+        size = len(labels)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1, 1)
-        feed = {"x": np.asarray(images, dtype=np.float32), "y": labels, **extra}
+        images = np.asarray(images, dtype=np.float32)
+        if size == 1:
+            images, labels = np.concatenate([images, images]), np.concatenate([labels, labels])
+            targets = None if targets is None else np.concatenate([targets, targets])
+        feed = {"x": images, "y": labels, **extra}
         if targets is not None:
             feed["t"] = np.asarray(targets, dtype=np.float32)
         loss, logits = self._run(program, feed)
-        hits = float((np.asarray(logits).argmax(axis=-1) == labels[:, 0]).sum())
-        return float(np.asarray(loss).item()) * len(labels), hits
+        hits = float((np.asarray(logits)[:size].argmax(axis=-1) == labels[:size, 0]).sum())
+        return float(np.asarray(loss).item()) * size, hits
 
     def set_backbone_frozen(self, frozen: bool) -> None:
         self._frozen = frozen
