@@ -200,11 +200,21 @@ def test_to_onnx_command_converts_without_installing_anything(export, tmp_path):
     assert proc.stdout == ""  # paddle2onnx's own prints go to stderr
 
 
-def test_use_hpip_skips_a_candidate_that_fails(export, home, log, monkeypatch):
-    from paddlex_cls.inference.backends import onnxruntime as ort_backend
+def test_use_hpip_skips_a_candidate_that_fails(export, home, log, tmp_path):
+    """A candidate that cannot load the model (here a corrupt inference.onnx: both ONNX backends) is named and
+    skipped; the others still compete."""
+    broken = tmp_path / "broken_onnx"
+    shutil.copytree(export[0], broken)
+    (broken / "inference.onnx").write_bytes(b"not an onnx model")
+    predictor = Predictor(str(broken), use_hpip=True, num_threads=1)
+    assert predictor.run_mode == "mkldnn"
+    assert "onnxruntime not tried: cannot load" in log.getvalue()
 
-    def broken(*args, **kwargs):
-        raise WeightsError("cannot load inference.onnx with ONNX Runtime: simulated")
-    monkeypatch.setattr(ort_backend.Backend, "__init__", broken)
+
+def test_use_hpip_survives_trial_processes_that_die(export, home, log, monkeypatch):
+    """Each candidate is timed in a process of its own (backends in one process slow each other down); if they all
+    end without an answer, the default backend is used and each failure is named."""
+    monkeypatch.setattr(sys, "executable", shutil.which("false"))
     predictor = Predictor(str(export[0]), use_hpip=True, num_threads=1)
-    assert predictor.run_mode != "onnxruntime" and "onnxruntime not tried: cannot load" in log.getvalue()
+    assert predictor.run_mode == backends.HPI_CANDIDATES["cpu"][0]
+    assert "not tried: its trial process ended (exit code 1)" in log.getvalue()

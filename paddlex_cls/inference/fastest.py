@@ -1,8 +1,11 @@
 """``use_hpip``'s choice: the fastest float32 backend for this model on this machine, measured, not guessed.
 
 Each available candidate of ``backends.HPI_CANDIDATES`` runs a short timed trial on a batch of the model's input
-shape (one warm-up each, then the candidates take turns for up to ``TRIAL_RUNS`` rounds or ``TRIAL_SECONDS``;
-median per candidate); the winner is logged with
+shape, in a process of its own (``backend_timer``: backends in one process slow each other down); the candidates
+take turns, ``TRIAL_ROUNDS`` turns of ``RUNS_PER_TURN`` runs each with a quiet moment before every turn, and each
+candidate's fastest turn (its median run) decides: other work can only slow a turn down (the first turns overlapped
+the other candidates' start-up: ONNX Runtime 9.6 ms in them, 2.6-3.0 ms afterwards and alone, PP-LCNet_x1_0).
+Only the winner is built here. It is logged with
 every figure and remembered in ``<PADDLEX_CLS_HOME>/hpi_choices.json``, keyed by the model files, device, threads,
 batch size, host and package versions, so later runs skip the trial. A folder without ``inference.onnx`` gets one
 converted into ``<PADDLEX_CLS_HOME>/onnx/<key>/`` (never into the user's folder) when paddle2onnx is installed and
@@ -10,18 +13,20 @@ converted into ``<PADDLEX_CLS_HOME>/onnx/<key>/`` (never into the user's folder)
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
 import platform
-import statistics
+import select
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
-
-import numpy as np
 
 from ..device import Device
 from ..errors import PaddlexClsError
@@ -31,8 +36,10 @@ from .backends import HPI_CANDIDATES, OTHER_DEVICES_DEFAULT, backend_class, unav
 from .backends.base import Backend
 from .model_dir import MODEL_FILES, ONNX_FILE, PARAMS_FILE, has_paddle_model
 
-TRIAL_RUNS = 7
-TRIAL_SECONDS = 3.0
+TRIAL_ROUNDS = 4  # turns per candidate
+RUNS_PER_TURN = 3
+QUIET_S = 0.1  # before each turn
+CHILD_TIMEOUT_S = 300.0  # a candidate silent for this long (building or running) is ended and not chosen
 CHOICES_FILE = "hpi_choices.json"
 _VERSIONED = ("paddlepaddle", "onnxruntime", "openvino", "paddle2onnx")
 
@@ -94,21 +101,80 @@ def _onnx_folder_or_none(model_dir: str, allow_convert: bool) -> Optional[str]:
         return None
 
 
-def _trials(backends: Dict[str, Backend], batch: np.ndarray) -> Dict[str, float]:
-    """Median seconds per run of each backend. The backends take turns run by run, so a machine whose speed drifts
-    (shared hosts) slows them all alike; stops after TRIAL_RUNS rounds, or after TRIAL_SECONDS and 3 rounds."""
-    for backend in backends.values():
-        backend.run(batch)  # warm-up: oneDNN/OpenVINO build their kernels on the first run
-    times: Dict[str, List[float]] = {mode: [] for mode in backends}
-    end = time.perf_counter() + TRIAL_SECONDS
-    for rounds in range(TRIAL_RUNS):
-        if rounds >= 3 and time.perf_counter() > end:
-            break
-        for mode, backend in backends.items():
-            start = time.perf_counter()
-            backend.run(batch)
-            times[mode].append(time.perf_counter() - start)
-    return {mode: statistics.median(t) for mode, t in times.items()}
+class _Candidate:
+    """A ``backend_timer`` process for one run mode; its stderr goes to a temporary file (for the error message)."""
+
+    def __init__(self, mode: str, folder: str, device: Device, threads: int, batch_size: int,
+                 shape: Tuple[int, ...]) -> None:
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent,
+                                                                        os.environ.get("PYTHONPATH")])))
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "paddlex_cls.inference.backend_timer", mode, folder, str(device), str(threads),
+             str(batch_size), *(str(v) for v in shape)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+
+    def answer(self) -> Optional[str]:
+        """The child's next line, or None if it ended or stayed silent for ``CHILD_TIMEOUT_S``."""
+        if hasattr(select, "poll"):  # POSIX: do not wait forever on a hung child
+            poller = select.poll()
+            poller.register(self.proc.stdout, select.POLLIN)
+            if not poller.poll(CHILD_TIMEOUT_S * 1000):
+                return None
+        return self.proc.stdout.readline().strip() or None
+
+    def ask(self, line: str) -> Optional[str]:
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except OSError:  # it has ended
+            return None
+        return self.answer()
+
+    def why_ended(self) -> str:
+        self.close()
+        self.log.seek(0)
+        lines = [ln.strip() for ln in self.log.read().splitlines() if ln.strip()]
+        return f"its trial process ended ({lines[-1][:300] if lines else f'exit code {self.proc.returncode}'})"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()  # the child ends at the end of its stdin
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _trials(ready: List[str], folders: Dict[str, str], device: Device, threads: int, batch_size: int,
+            shape: Tuple[int, ...]) -> Tuple[Dict[str, float], Dict[str, str]]:
+    """Seconds per run of each candidate (its fastest turn's median run), each in a process of its own taking turns
+    (a machine whose speed drifts slows them all alike), and why each candidate that could not be built or that
+    ended could not run."""
+    started = {m: _Candidate(m, folders[m], device, threads, batch_size, shape) for m in ready}
+    turns: Dict[str, List[float]] = {m: [] for m in ready}
+    failed: Dict[str, str] = {}
+    try:
+        for mode, child in started.items():
+            first = child.answer()
+            if first != "ready":
+                failed[mode] = first[len("error "):] if first and first.startswith("error ") else child.why_ended()
+        for _ in range(TRIAL_ROUNDS):
+            for mode in [m for m in ready if m not in failed]:
+                time.sleep(QUIET_S)  # the previous candidate's threads go idle
+                answer = started[mode].ask(f"time {RUNS_PER_TURN}")
+                if answer is None:
+                    failed[mode] = started[mode].why_ended()
+                    continue
+                turns[mode].append(float(answer))
+    finally:
+        for child in started.values():
+            child.close()
+            child.log.close()
+    return {m: min(t) for m, t in turns.items() if t and m not in failed}, failed
 
 
 class _ChoiceCache:
@@ -156,21 +222,17 @@ def choose_fastest(model_dir: str, device: Device, num_threads: int, batch_size:
         logger.info("use_hpip: %s (measured fastest for this model and machine earlier; %s)", remembered, cache.path)
         return Choice(remembered, folders[remembered],
                       backend_class(remembered)(folders[remembered], device, remembered, num_threads, batch_size))
-    batch = np.random.default_rng(0).standard_normal((batch_size, *input_shape)).astype(np.float32)
-    built: Dict[str, Backend] = {}
-    for mode in ready:
-        try:
-            built[mode] = backend_class(mode)(folders[mode], device, mode, num_threads, batch_size)
-        except PaddlexClsError as e:  # e.g. OpenVINO cannot compile an op: the others still compete
-            logger.warning("use_hpip: %s not tried: %s", mode, e.message)
-    if not built:
+    timings, failed = _trials(ready, folders, device, num_threads, batch_size, tuple(input_shape))
+    for mode, why in failed.items():  # e.g. OpenVINO cannot compile an op: the others still compete
+        logger.warning("use_hpip: %s not tried: %s", mode, why)
+    if not timings:
         mode = candidates[0]
         return Choice(mode, model_dir, backend_class(mode)(model_dir, device, mode, num_threads, batch_size))
-    timings = _trials(built, batch)
     winner = min(timings, key=timings.get)
-    best = Choice(winner, folders[winner], built[winner])
+    best = Choice(winner, folders[winner], backend_class(winner)(folders[winner], device, winner, num_threads,
+                                                                 batch_size))
     figures = ", ".join(f"{m} {t * 1000:.2f} ms" for m, t in sorted(timings.items(), key=lambda kv: kv[1]))
-    logger.info("use_hpip: %s is the fastest here (median per batch of %d, %d threads: %s)", best.run_mode,
+    logger.info("use_hpip: %s is the fastest here (per batch of %d, %d threads, each alone: %s)", best.run_mode,
                 batch_size, num_threads, figures)
     cache.write(key, {"run_mode": best.run_mode, "ms": {m: round(t * 1000, 3) for m, t in timings.items()},
                       "model_dir": os.path.abspath(model_dir), "time": time.strftime("%Y-%m-%d %H:%M:%S")})
