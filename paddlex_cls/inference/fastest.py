@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import select
 import subprocess
 import sys
@@ -40,6 +41,7 @@ TRIAL_ROUNDS = 4  # turns per candidate
 RUNS_PER_TURN = 3
 QUIET_S = 0.1  # before each turn
 CHILD_TIMEOUT_S = 300.0  # a candidate silent for this long (building or running) is ended and not chosen
+_PROTOCOL_LINE = re.compile(r"ready|error .*|[0-9.]+(e-?[0-9]+)?")  # backend_timer's answers
 CHOICES_FILE = "hpi_choices.json"
 _VERSIONED = ("paddlepaddle", "onnxruntime", "openvino", "paddle2onnx")
 
@@ -116,13 +118,20 @@ class _Candidate:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
 
     def answer(self) -> Optional[str]:
-        """The child's next line, or None if it ended or stayed silent for ``CHILD_TIMEOUT_S``."""
-        if hasattr(select, "poll"):  # POSIX: do not wait forever on a hung child
-            poller = select.poll()
-            poller.register(self.proc.stdout, select.POLLIN)
-            if not poller.poll(CHILD_TIMEOUT_S * 1000):
+        """The child's next protocol line, or None if it ended or stayed silent for ``CHILD_TIMEOUT_S``. Other lines
+        (something printing to stdout while the package is imported, before the child moves its output) are
+        skipped."""
+        while True:
+            if hasattr(select, "poll"):  # POSIX: do not wait forever on a hung child
+                poller = select.poll()
+                poller.register(self.proc.stdout, select.POLLIN)
+                if not poller.poll(CHILD_TIMEOUT_S * 1000):
+                    return None
+            line = self.proc.stdout.readline()
+            if not line:
                 return None
-        return self.proc.stdout.readline().strip() or None
+            if _PROTOCOL_LINE.fullmatch(line.strip()):
+                return line.strip()
 
     def ask(self, line: str) -> Optional[str]:
         try:
