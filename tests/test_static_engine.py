@@ -184,6 +184,25 @@ def test_a_batch_of_one_exact(native_kernels):
     exact_run(make_spec(conv_bn_net), batches(2) + batches(1, size=1, seed=1))
 
 
+def test_swin_trains_under_onednn():
+    """A tiny Swin (shifted windows with their mask, a 1-D global pool): its mask built with paddle.to_tensor in the
+    forward and the pool's squeeze made oneDNN fail (dnnl::error). Built as variables and as a mean, the static
+    engine's losses are dygraph's within rounding."""
+    from paddlex_cls.models.swin_transformer import SwinTransformer
+
+    size = 56  # 14x14 tokens: 2x2 windows of 7, then one 7x7 window (still shifted, with its mask)
+
+    def swin():
+        return SwinTransformer(embed_dim=16, depths=[2, 2], num_heads=[1, 2], window=7, num_classes=NC,
+                               drop_path_rate=0.0)
+
+    static, dygraph = both_engines(dataclasses.replace(make_spec(swin), image_size=size))
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal((BS, 3, size, size)).astype(np.float32), rng.integers(0, NC, BS)) for _ in range(2)]
+    for d, s in step_both(static, dygraph, data):
+        assert abs(d - s) <= 1e-4 * abs(d), (d, s)
+
+
 def test_soft_targets_and_momentum_groups_exact(native_kernels):
     """Mixup soft targets, Momentum with two parameter groups (clipped per group, as dygraph does), BatchNorm."""
     recipe = Recipe(optimizer="momentum", weight_decay=1e-3, no_decay_norm_bias=True, grad_clip=0.1,

@@ -51,7 +51,7 @@ from .static_program import (
     trainable_params,
     write_vars,
 )
-from .static_rewrites import linears_on_rows, training_rewrites
+from .static_rewrites import constants_as_variables, linears_on_rows, training_rewrites
 from .static_state import load_into_scope, state_from_scope
 
 EMA_SUFFIX = "@EMA"
@@ -98,6 +98,7 @@ class StaticStep(TrainStep):
         self._eval: Optional[_Program] = None
         self._ema: Optional[_Program] = None
         self._opt_names: Dict[str, None] = {}  # every optimizer accumulator of every program, in order
+        self._constants: Dict[str, np.ndarray] = {}  # arrays a forward made into variables (constants_as_variables)
         self._grad_names: Dict[str, str] = {}  # parameter variable -> its gradient buffer
         self._accumulating = spec.accum_steps > 1
         self._frozen = False
@@ -145,7 +146,8 @@ class StaticStep(TrainStep):
                 handles.append(head.register_forward_pre_hook(_differentiable_input(head_inputs)))
         with quiet_static_build():
             try:
-                with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
+                with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard(), \
+                        constants_as_variables(self._constants):
                     bind_static(self._slots, self._backbone if frozen else ())
                     yield main, startup, head_inputs
             finally:
@@ -226,7 +228,8 @@ class StaticStep(TrainStep):
         self._layer.eval()
         with quiet_static_build():
             try:
-                with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard():
+                with static_onednn(), paddle.static.program_guard(main, startup), paddle.utils.unique_name.guard(), \
+                        constants_as_variables(self._constants):
                     bind_static(slots)
                     x = paddle.static.data("x", [-1, 3, size, size], "float32")
                     with linears_on_rows(self._layer):
@@ -246,7 +249,10 @@ class StaticStep(TrainStep):
         if not self._programs:
             with static_onednn(self._scope, kernels=False):
                 self._exe.run(startup, scope=self._scope)
+            write_vars(self._scope, self._constants, self._place)
             return
+        write_vars(self._scope, {n: a for n, a in self._constants.items() if self._scope.find_var(n) is None},
+                   self._place)
         buffers = set(self._grad_names.values())
         missing = [n for n in persistable_names(main) if self._scope.find_var(n) is None]
         write_vars(self._scope, {n: np.zeros(self._param_shapes[n[:-len(GRAD_SUFFIX)]], np.float32)

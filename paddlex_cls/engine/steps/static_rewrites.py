@@ -7,6 +7,7 @@ and parameter names never change. Measured on Paddle 3.3 (2-core AVX-512 CPU); e
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from typing import Dict, Iterator, Tuple
 
 import numpy as np
@@ -23,6 +24,7 @@ def training_rewrites(layer: nn.Layer, onednn: bool) -> Iterator[None]:
         stack.enter_context(conv_io_copies(layer))
         stack.enter_context(max_pools_with_index(layer))
         stack.enter_context(linears_on_rows(layer))
+        stack.enter_context(global_pools_1d_as_means(layer))
         if onednn:
             stack.enter_context(bn_running_stats(layer))
         yield
@@ -201,6 +203,61 @@ def _swapped(layer: nn.Layer, kind: type, make) -> Iterator[int]:
                 swapped.append((sub, attr, child))
     try:
         yield len(swapped)
+    finally:
+        for sub, attr, child in swapped:
+            sub._sub_layers[attr] = child
+
+
+@contextlib.contextmanager
+def constants_as_variables(values: Dict[str, np.ndarray]) -> Iterator[None]:
+    """While building, ``paddle.to_tensor(array)`` in a model's forward (Swin's shifted-window mask) makes a
+    persistable variable named after the array's content, and puts the array in ``values`` for the engine to write
+    into its scope, instead of a constant op. Under oneDNN an ``add`` that reads such a constant fails
+    (``dnnl::error``, Paddle 3.3: every SwinTransformer's first static step); the same add reading a variable runs.
+    Programs that make the same array share its variable.
+    """
+    from .static_program import persistable_var
+
+    real = paddle.to_tensor
+    made: Dict[str, paddle.pir.Value] = {}  # this program's variable per name (blocks repeat the same mask)
+
+    def to_variable(data, dtype=None, place=None, stop_gradient=True):
+        if paddle.in_dynamic_mode() or dtype is not None or not isinstance(data, np.ndarray):
+            return real(data, dtype=dtype, place=place, stop_gradient=stop_gradient)
+        array = np.ascontiguousarray(data)
+        digest = hashlib.sha1(array.tobytes() + str((array.shape, array.dtype)).encode()).hexdigest()[:16]
+        name = f"constant@{digest}"
+        values[name] = array
+        if name not in made:
+            made[name] = persistable_var(name, array.shape, str(array.dtype))
+        return made[name]
+
+    paddle.to_tensor = to_variable
+    try:
+        yield
+    finally:
+        paddle.to_tensor = real
+
+
+class MeanPool1D(nn.Layer):
+    """``nn.AdaptiveAvgPool1D(1)`` as a mean over the last axis: Paddle runs that pool as unsqueeze, pool2d and
+    squeeze, and under oneDNN the squeeze's gradient fails (``dnnl::error``, Paddle 3.3: SwinTransformer's head)."""
+
+    def forward(self, x):
+        return x.mean(axis=-1, keepdim=True)
+
+
+@contextlib.contextmanager
+def global_pools_1d_as_means(layer: nn.Layer) -> Iterator[None]:
+    """While building, run every ``nn.AdaptiveAvgPool1D`` to one output as :class:`MeanPool1D`; restored on exit."""
+    swapped = []
+    for _, sub in layer.named_sublayers(include_self=True):
+        for attr, child in list(sub._sub_layers.items()):
+            if type(child) is nn.AdaptiveAvgPool1D and child.output_size in (1, [1], (1,)):
+                sub._sub_layers[attr] = MeanPool1D()
+                swapped.append((sub, attr, child))
+    try:
+        yield
     finally:
         for sub, attr, child in swapped:
             sub._sub_layers[attr] = child
