@@ -62,3 +62,9 @@ class NotBuiltError(PaddlexClsError):
     """A mode or feature that this version does not provide yet."""
 
     exit_code = 7
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when empty), cut to ``limit`` characters: how a
+    library's multi-line failure (Paddle's C++ reports) is quoted in a log line or a user error."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]

@@ -58,16 +58,15 @@ def onednn_forward(model: paddle.nn.Layer, image_size: int, threads: int) -> Cal
 def cpu_eval_forward(model: paddle.nn.Layer, image_size: int, threads: int) -> Callable[[np.ndarray], np.ndarray]:
     """:func:`onednn_forward`, or the dygraph Layer itself (with a warning) when the model cannot be traced or the
     predictor does not take it."""
-    from ..errors import PaddlexClsError
+    from ..errors import PaddlexClsError, first_line
     from ..log import logger
     from .layer_forward import layer_forward
 
     try:
         return onednn_forward(model, image_size, threads)
     except (RuntimeError, ValueError, TypeError, NotImplementedError, PaddlexClsError) as e:
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         logger.warning("evaluating in dygraph: the oneDNN predictor did not take the model (%s: %s)",
-                       type(e).__name__, first_line)
+                       type(e).__name__, first_line(e))
         return layer_forward(model)
 
 

@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import paddle
 
-from ...errors import ConfigError, RuntimeFailure
+from ...errors import ConfigError, RuntimeFailure, first_line
 from ..optim import is_head
 from . import ENGINE_CHOICES
 from .base import EngineState, TrainStep
@@ -216,8 +216,7 @@ def _attempt(what: str, fn):
         return fn()
     except (RuntimeError, ValueError, TypeError, NotImplementedError, AssertionError, MemoryError,
             RuntimeFailure) as e:  # RuntimeFailure: a static step's kernel failure, as the engine reports it
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise _Rejected(f"{what} ({type(e).__name__}: {first_line})") from None
+        raise _Rejected(f"{what} ({type(e).__name__}: {first_line(e)})") from None
 
 
 def _sample_batch(spec: StepSpec) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:

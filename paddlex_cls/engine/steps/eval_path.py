@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ...errors import first_line
 from ...log import logger
 
 Forward = Callable[[np.ndarray], np.ndarray]
@@ -53,9 +54,8 @@ class FasterEvalPath:
         except Exception as e:  # noqa: B902 -- any failure of an optional way: keep evaluating another way
             if name == order[0]:
                 raise
-            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             logger.warning("evaluating without the %s: it failed to set up (%s: %s)", name, type(e).__name__,
-                           first_line)
+                           first_line(e))
             self._dropped.append(name)
             return self.forward(ways)
         spent = self._seconds.setdefault(name, [0.0])

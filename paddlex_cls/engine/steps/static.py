@@ -29,7 +29,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import paddle
 
-from ...errors import RuntimeFailure
+from ...errors import RuntimeFailure, first_line
 from ...quiet import quiet_static_build
 from ...runtime import available_cores, keep_freed_host_memory, release_freed_host_memory
 from ..fast_eval import program_forward
@@ -269,8 +269,7 @@ class StaticStep(TrainStep):
                 return self._exe.run(program.main, feed=feed, fetch_list=program.fetch, scope=self._scope)
             except (RuntimeError, ValueError) as e:  # a kernel's failure, as Paddle reports it (often std::exception)
                 shape = f" on a batch of shape {list(feed['x'].shape)}" if "x" in feed else ""
-                first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                raise RuntimeFailure(f"the static engine failed{shape}: {type(e).__name__}: {first_line}",
+                raise RuntimeFailure(f"the static engine failed{shape}: {type(e).__name__}: {first_line(e)}",
                                      "train with -o Train.engine=dygraph; checkpoints saved so far resume on it"
                                      ) from None
 

@@ -194,11 +194,13 @@ def linears_on_rows(layer: nn.Layer) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _swapped(layer: nn.Layer, kind: type, make) -> Iterator[int]:
+def _swapped(layer: nn.Layer, kind: type, make, when=lambda child: True) -> Iterator[int]:
+    """Sublayers of exactly ``kind`` (for which ``when(child)`` holds) replaced by ``make(child)``; restored on
+    exit. Yields how many were swapped."""
     swapped = []
     for _, sub in layer.named_sublayers(include_self=True):
         for attr, child in list(sub._sub_layers.items()):
-            if type(child) is kind:
+            if type(child) is kind and when(child):
                 sub._sub_layers[attr] = make(child)
                 swapped.append((sub, attr, child))
     try:
@@ -250,14 +252,6 @@ class MeanPool1D(nn.Layer):
 @contextlib.contextmanager
 def global_pools_1d_as_means(layer: nn.Layer) -> Iterator[None]:
     """While building, run every ``nn.AdaptiveAvgPool1D`` to one output as :class:`MeanPool1D`; restored on exit."""
-    swapped = []
-    for _, sub in layer.named_sublayers(include_self=True):
-        for attr, child in list(sub._sub_layers.items()):
-            if type(child) is nn.AdaptiveAvgPool1D and child.output_size in (1, [1], (1,)):
-                sub._sub_layers[attr] = MeanPool1D()
-                swapped.append((sub, attr, child))
-    try:
+    with _swapped(layer, nn.AdaptiveAvgPool1D, lambda child: MeanPool1D(),
+                  when=lambda child: child.output_size in (1, [1], (1,))):
         yield
-    finally:
-        for sub, attr, child in swapped:
-            sub._sub_layers[attr] = child
