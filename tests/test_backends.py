@@ -88,6 +88,39 @@ def test_default_is_onednn_with_every_core(export):
     assert predictor.run_mode == "mkldnn" and predictor.num_threads == available_cores()
 
 
+class _RecordingPredictor:
+    """Wraps a paddle.inference predictor and records Paddle's eager-deletion flag at each run."""
+
+    def __init__(self, predictor):
+        self.predictor, self.flags = predictor, []
+
+    def run(self):
+        import paddle
+
+        self.flags.append(paddle.get_flags(["FLAGS_eager_delete_tensor_gb"])["FLAGS_eager_delete_tensor_gb"])
+        return self.predictor.run()
+
+
+def test_cpu_predictor_keeps_its_buffers_only_for_a_small_first_batch(export):
+    import paddle
+
+    from paddlex_cls.device import parse_device
+    from paddlex_cls.inference.backends.paddle import KEEP_BUFFERS_MAX_BATCH, Backend
+
+    before = paddle.get_flags(["FLAGS_eager_delete_tensor_gb"])["FLAGS_eager_delete_tensor_gb"]
+    x = np.random.default_rng(0).random((KEEP_BUFFERS_MAX_BATCH + 1, 3, 32, 32), dtype=np.float32)
+    outputs = {}
+    for first in (1, KEEP_BUFFERS_MAX_BATCH + 1):
+        backend = Backend(str(export[0]), parse_device("cpu"), "mkldnn", 1, first)
+        backend.predictor = _RecordingPredictor(backend.predictor)
+        outputs[first] = [backend.run(x[:first]), backend.run(x), backend.run(x[:1])]
+        # the collector is off only while the executor creates it, at the first run, and only for a small batch
+        assert backend.predictor.flags == [-1.0 if first == 1 else before, before, before]
+        assert paddle.get_flags(["FLAGS_eager_delete_tensor_gb"])["FLAGS_eager_delete_tensor_gb"] == before
+    for kept, freed in zip(outputs[1][1:], outputs[KEEP_BUFFERS_MAX_BATCH + 1][1:]):
+        np.testing.assert_array_equal(kept, freed)
+
+
 def test_onnx_only_folder_runs_onnx_by_default(export, tmp_path):
     if not HAVE["onnxruntime"]:
         pytest.skip("onnxruntime not installed")

@@ -2,21 +2,27 @@
 
 On CPU the predictor is configured as PaddleX 3.7 configures it (new IR and executor, optimisation level 3, memory
 reuse, a oneDNN cache of 10 input shapes), except that the thread count is ours (all available cores by default,
-not PaddleX's fixed 10, which oversubscribes small machines).
+not PaddleX's fixed 10, which oversubscribes small machines), and that its buffers are not handed back to the kernel
+between runs (see :class:`Backend`).
 """
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from typing import Iterator, Optional
 
 import numpy as np
 
 from ...device import Device
 from ...errors import ConfigError, WeightsError
+from ...runtime import keep_freed_host_memory
 from ..model_dir import has_paddle_model, model_files
 from .base import Backend as BaseBackend
 
 _TRT_PRECISION = {"trt_fp32": "Float32", "trt_fp16": "Half", "trt_int8": "Int8"}
 MKLDNN_CACHE_CAPACITY = 10  # input shapes whose oneDNN primitives are kept (batch sizes vary at a folder's end)
+#: CPU predictors for batches up to this size keep every intermediate tensor between runs (see Backend).
+KEEP_BUFFERS_MAX_BATCH = 8
+_EAGER_DELETION = "FLAGS_eager_delete_tensor_gb"
 
 
 def _configure_cpu(config, run_mode: str, num_threads: int) -> None:
@@ -34,6 +40,19 @@ def _configure_cpu(config, run_mode: str, num_threads: int) -> None:
             config.enable_mkldnn_bfloat16()
     else:
         config.disable_mkldnn()
+
+
+@contextlib.contextmanager
+def _eager_deletion_off() -> Iterator[None]:
+    """Paddle's executor without its garbage collector, for the executors created inside (restored on exit)."""
+    import paddle
+
+    previous = paddle.get_flags([_EAGER_DELETION])
+    paddle.set_flags({_EAGER_DELETION: -1.0})
+    try:
+        yield
+    finally:
+        paddle.set_flags(previous)
 
 
 def _set_math_threads(count: int) -> None:
@@ -56,7 +75,17 @@ def _configure_gpu(config, inference, run_mode: str, card: int, batch_size: int)
 
 
 class Backend(BaseBackend):
-    """A ``paddle.inference`` predictor over an exported folder."""
+    """A ``paddle.inference`` predictor over an exported folder.
+
+    On CPU two allocator settings take a third off a small model's run (measured, ``bench/predict_speed.py`` and
+    docs/inference.md): Paddle's executor frees each intermediate tensor after its last reader on a thread of its
+    own (which competes with the math threads) and glibc hands the larger buffers back to the kernel, so every run
+    page-faults them in again (about 390 faults per PP-LCNet_x1_0 run). The process keeps freed memory for reuse
+    (``keep_freed_host_memory``, process-wide), and a predictor whose first batch has at most
+    :data:`KEEP_BUFFERS_MAX_BATCH` images keeps its tensors between runs (the executor reads the flag when it
+    creates its collector, at the first run). The kept tensors grow to the largest batch run: 20-30 MB at batch 8
+    for PP-LCNet_x1_0 and ResNet18; at batch 32 there was nothing left to gain.
+    """
 
     def __init__(self, model_dir: str, device: Device, run_mode: str, num_threads: int, batch_size: int) -> None:
         from paddle import inference
@@ -66,8 +95,10 @@ class Backend(BaseBackend):
         config.disable_glog_info()
         card = device.ids[0] if device.ids else 0
         self._cpu_threads = num_threads if device.type == "cpu" else None
+        self._first_cpu_run = device.type == "cpu"
         if device.type == "cpu":
             _configure_cpu(config, run_mode, num_threads)
+            keep_freed_host_memory()
         elif device.type == "gpu":
             _configure_gpu(config, inference, run_mode, card, batch_size)
         else:
@@ -87,7 +118,13 @@ class Backend(BaseBackend):
     def run(self, batch: np.ndarray) -> np.ndarray:
         self.input.reshape(list(batch.shape))
         self.input.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
-        self.predictor.run()
+        if self._first_cpu_run and len(batch) <= KEEP_BUFFERS_MAX_BATCH:
+            self._first_cpu_run = False
+            with _eager_deletion_off():
+                self.predictor.run()
+        else:
+            self._first_cpu_run = False
+            self.predictor.run()
         if self._cpu_threads:
             # Paddle's predictor sets the calling thread's math threads to 1 after every run (for servers that
             # embed it); a trainer evaluating through it would train on one core from then on (measured: the
