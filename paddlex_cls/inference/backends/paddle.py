@@ -81,10 +81,10 @@ class Backend(BaseBackend):
     docs/inference.md): Paddle's executor frees each intermediate tensor after its last reader on a thread of its
     own (which competes with the math threads) and glibc hands the larger buffers back to the kernel, so every run
     page-faults them in again (about 390 faults per PP-LCNet_x1_0 run). The process keeps freed memory for reuse
-    (``keep_freed_host_memory``, process-wide), and a predictor whose first batch has at most
-    :data:`KEEP_BUFFERS_MAX_BATCH` images keeps its tensors between runs (the executor reads the flag when it
-    creates its collector, at the first run). The kept tensors grow to the largest batch run: 20-30 MB at batch 8
-    for PP-LCNet_x1_0 and ResNet18; at batch 32 there was nothing left to gain.
+    (``keep_freed_host_memory``, process-wide), and a predictor whose configured batch size and first batch both
+    have at most :data:`KEEP_BUFFERS_MAX_BATCH` images keeps its tensors between runs (the executor reads the flag
+    when it creates its collector, at the first run). The kept tensors grow to the largest batch run: 20-30 MB at
+    batch 8 for PP-LCNet_x1_0 and ResNet18, 150-300 MB at batch 32, where there was nothing left to gain.
     """
 
     def __init__(self, model_dir: str, device: Device, run_mode: str, num_threads: int, batch_size: int) -> None:
@@ -95,7 +95,8 @@ class Backend(BaseBackend):
         config.disable_glog_info()
         card = device.ids[0] if device.ids else 0
         self._cpu_threads = num_threads if device.type == "cpu" else None
-        self._first_cpu_run = device.type == "cpu"
+        # decided at the first run, for the larger of the configured batch and the first one
+        self._keep_buffers_up_to = batch_size if device.type == "cpu" and batch_size <= KEEP_BUFFERS_MAX_BATCH else 0
         if device.type == "cpu":
             _configure_cpu(config, run_mode, num_threads)
             keep_freed_host_memory()
@@ -118,13 +119,12 @@ class Backend(BaseBackend):
     def run(self, batch: np.ndarray) -> np.ndarray:
         self.input.reshape(list(batch.shape))
         self.input.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
-        if self._first_cpu_run and len(batch) <= KEEP_BUFFERS_MAX_BATCH:
-            self._first_cpu_run = False
+        if self._keep_buffers_up_to and len(batch) <= KEEP_BUFFERS_MAX_BATCH:
             with _eager_deletion_off():
                 self.predictor.run()
         else:
-            self._first_cpu_run = False
             self.predictor.run()
+        self._keep_buffers_up_to = 0
         if self._cpu_threads:
             # Paddle's predictor sets the calling thread's math threads to 1 after every run (for servers that
             # embed it); a trainer evaluating through it would train on one core from then on (measured: the
