@@ -154,23 +154,26 @@ def test_recipe_options_exact(native_kernels):
 
 def test_a_smaller_batch_runs_the_same_program():
     """Under oneDNN, the last, smaller batch of an epoch trains through the full batch's program (its batch
-    dimension is open): no second program holding memory of its own, the loss of dygraph within rounding. Later
-    steps drift apart by rounding at batch 4, as before (the exact tests above run with Paddle's kernels)."""
+    dimension is open): no second program holding memory of its own, the loss of dygraph within rounding. After an
+    update the two drift apart by rounding (oneDNN's training kernels against Paddle's native ones: 1.1e-4 relative
+    at the second step on an Intel AVX-512 machine, below 1e-4 on AMD), so later steps get 1e-3; a wrong batch
+    dimension moves the loss by percents (the exact tests above run with Paddle's kernels)."""
     static, dygraph = both_engines(make_spec(registry_factory("PP-LCNet_x0_25")))
     losses = step_both(static, dygraph, batches(1) + batches(1, size=3, seed=1))
     assert len(static._programs) == 1
-    for d, s in losses:
-        assert abs(d - s) <= 1e-4 * abs(d), losses
+    for (d, s), rtol in zip(losses, (1e-4, 1e-3)):
+        assert abs(d - s) <= rtol * abs(d), losses
 
 
 def test_a_batch_of_one_trains_as_two_copies():
     """oneDNN's add_grad fails on a batch of one sample (an epoch's last batch when the data is one more than a
     multiple of the batch size): the static engine trains it as two copies. Under oneDNN it failed; now its loss is
     dygraph's on the one sample within what PP-LCNet's dropout makes of two masks instead of one (measured 6e-4
-    relative); exact with Paddle's kernels and no dropout (below)."""
+    relative); exact with Paddle's kernels and no dropout (below). The second step, after an update, drifts by
+    rounding (2.6e-4 relative measured on an Intel AVX-512 machine)."""
     static, dygraph = both_engines(make_spec(registry_factory("PP-LCNet_x0_25")))
     losses = step_both(static, dygraph, batches(2) + batches(1, size=1, seed=1))
-    for (d, s), rtol in zip(losses, (1e-4, 1e-4, 1e-2)):
+    for (d, s), rtol in zip(losses, (1e-4, 1e-3, 1e-2)):
         assert abs(d - s) <= rtol * abs(d), losses
 
 
