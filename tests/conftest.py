@@ -16,6 +16,10 @@ LCNET_CONFIG = CONFIG_DIR / "PP-LCNet_x1_0.yaml"
 DEMO_DIR = ROOT / "dataset" / "digits_demo"
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# pytest -n 2 runs two workers on two cores, each training with both: Intel OpenMP's idle threads spin 200 ms after
+# every parallel region and take the other worker's core. Sleeping at once (inherited by the CLI subprocesses) is
+# what a shared machine wants.
+os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 
 def make_dataset(root: Path, n_classes: int = 3, per_class: int = 4, size: int = 32, names=None,
