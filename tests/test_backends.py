@@ -108,8 +108,8 @@ def test_cpu_predictor_keeps_its_buffers_only_for_a_small_first_batch(export):
     from paddlex_cls.inference.backends.paddle import KEEP_BUFFERS_MAX_BATCH, Backend
 
     before = paddle.get_flags(["FLAGS_eager_delete_tensor_gb"])["FLAGS_eager_delete_tensor_gb"]
-    x = np.random.default_rng(0).random((KEEP_BUFFERS_MAX_BATCH + 1, 3, 32, 32), dtype=np.float32)
     large = KEEP_BUFFERS_MAX_BATCH + 1
+    x = np.random.default_rng(0).random((large, 3, 32, 32), dtype=np.float32)
     outputs = {}
     # (configured batch size, first batch): the collector is off only while the executor creates it, at the first
     # run, and only when both are small (a single-image warm-up must not keep a batch of 32's tensors)

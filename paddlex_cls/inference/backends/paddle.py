@@ -95,8 +95,8 @@ class Backend(BaseBackend):
         config.disable_glog_info()
         card = device.ids[0] if device.ids else 0
         self._cpu_threads = num_threads if device.type == "cpu" else None
-        # decided at the first run, for the larger of the configured batch and the first one
-        self._keep_buffers_up_to = batch_size if device.type == "cpu" and batch_size <= KEEP_BUFFERS_MAX_BATCH else 0
+        # the first run also checks its own batch (a one-image warm-up before larger batches must not keep them)
+        self._keep_buffers_at_first_run = device.type == "cpu" and batch_size <= KEEP_BUFFERS_MAX_BATCH
         if device.type == "cpu":
             _configure_cpu(config, run_mode, num_threads)
             keep_freed_host_memory()
@@ -119,12 +119,12 @@ class Backend(BaseBackend):
     def run(self, batch: np.ndarray) -> np.ndarray:
         self.input.reshape(list(batch.shape))
         self.input.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
-        if self._keep_buffers_up_to and len(batch) <= KEEP_BUFFERS_MAX_BATCH:
+        if self._keep_buffers_at_first_run and len(batch) <= KEEP_BUFFERS_MAX_BATCH:
             with _eager_deletion_off():
                 self.predictor.run()
         else:
             self.predictor.run()
-        self._keep_buffers_up_to = 0
+        self._keep_buffers_at_first_run = False
         if self._cpu_threads:
             # Paddle's predictor sets the calling thread's math threads to 1 after every run (for servers that
             # embed it); a trainer evaluating through it would train on one core from then on (measured: the
