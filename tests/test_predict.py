@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from paddlex_cls import create_model, results
 from paddlex_cls.errors import ConfigError, DatasetError
 from paddlex_cls.inference import prefetch
-from paddlex_cls.inference.predictor import Predictor
+from paddlex_cls.inference.predictor import READ_WORKERS, Predictor, read_ahead
 from paddlex_cls.inference.result_names import unique_stems
 
 from .conftest import LCNET_CONFIG, run_cli
@@ -48,6 +49,25 @@ def test_read_ahead_runs_on_threads_in_order(monkeypatch):
     gen = prefetch.prefetched(list(range(1000)), lambda i: i, workers=2, window=4)
     next(gen)
     gen.close()  # the consumer stops early: pending work is cancelled, nothing hangs
+
+
+def test_images_read_ahead_are_bounded_by_the_next_batch(export):
+    # each image read ahead holds its decoded original: a folder of large photos must not pile them up
+    model_dir, images = export
+    predictor = Predictor(str(model_dir), num_threads=1)
+    read, at_runs = [], []
+    prepare, run = predictor._prepare, predictor.backend.run
+    predictor._prepare = lambda source: (read.append(source), prepare(source))[1]
+
+    def slow_run(batch):
+        time.sleep(0.3)  # a slow backend: the readers get every chance to run ahead
+        at_runs.append(len(read))
+        return run(batch)
+    predictor.backend.run = slow_run
+    paths = [str(p) for p in images] * 3
+    assert len(list(predictor.predict(paths, batch_size=4))) == len(paths)
+    # when a batch has been run: that batch, the next one and one image per reader, no more
+    assert max(n - 4 * i for i, n in enumerate(at_runs, 1)) == read_ahead(4) == 4 + READ_WORKERS
 
 
 def test_inputs_of_every_kind(export):

@@ -24,6 +24,13 @@ READ_WORKERS = 2  # threads reading and preprocessing ahead of the backend; more
 _PROBE_SIDE = 512  # a blank image this large goes through the transform once to learn the model's input shape
 
 
+def read_ahead(batch_size: int) -> int:
+    """Images read ahead of the backend: the next batch plus one per reader, so the readers fill the next batch
+    while the backend runs this one, and no more: every image read ahead holds its decoded original (kept for
+    ``save_to_img``) and its preprocessed copy."""
+    return batch_size + READ_WORKERS
+
+
 def _threads(num_threads: Optional[int]) -> int:
     from ..runtime import available_cores
 
@@ -121,7 +128,7 @@ class Predictor:
         sources = expand_inputs(inputs)
         self.skipped = []
         pending: List[Tuple[Source, np.ndarray, np.ndarray]] = []
-        for source, prepared, error in prefetched(sources, self._prepare, READ_WORKERS, max(2 * size, 4)):
+        for source, prepared, error in prefetched(sources, self._prepare, READ_WORKERS, read_ahead(size)):
             if error is not None:
                 if not source.from_folder:
                     raise error
