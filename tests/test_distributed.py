@@ -99,6 +99,7 @@ def test_two_process_training(dist_run, tmp_path):
     assert metrics["val.top1"] == pytest.approx(res["models"]["best"]["score"], abs=1e-12)
 
 
+@pytest.mark.slow  # 23 s in CI; test_two_process_training covers the launcher there
 def test_resume_distributed_in_two_and_one_process(dist_run, tmp_path):
     import paddle
 
