@@ -4,7 +4,7 @@ The 3-digit subset (431 train / 108 val images at 32x32; chance 1/3) keeps each 
 uses the same optimizer (AdamW 2e-3) and plain crop augmentation, so the test checks that the architecture learns
 through the real CLI, not a family's ImageNet recipe. The x1_0 widths stand for families whose narrowest members
 (x0_25) learn too slowly from scratch at 32x32 for a short test. Representatives over 10M parameters, and
-PP-LCNetV2_small (it needs about twice the epochs), run with `-m slow`, as do all the others outside CI (IN_CI).
+PP-LCNetV2_small (it needs about twice the epochs), run with `-m slow`; so does every family not in IN_CI (below).
 """
 from __future__ import annotations
 
