@@ -153,6 +153,7 @@ def test_huge_header_refused_naming_the_limit(export, tmp_path):
     assert bomb.stat().st_size < 1000
     with pytest.raises(DatasetError, match="900,000,000 pixels, above the limit of 100,000,000") as info:
         list(Predictor(str(export[0])).predict(str(bomb)))
-    assert "MAX_PIXELS" in info.value.message
+    assert "MAX_PIXELS" in info.value.message and "downscale it to at most 100,000,000 pixels" in info.value.hint
     proc = cli_predict(export[0], bomb, tmp_path / "out")
     assert proc.returncode == 3 and "100,000,000" in proc.stderr and "Traceback" not in proc.stderr
+    assert "downscale it" in proc.stderr

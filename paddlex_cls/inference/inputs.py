@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from ..errors import DatasetError
-from ..preprocess.image_io import IMAGE_EXTS, MAX_PIXELS, ImageDecodeError, load_image
+from ..preprocess.image_io import IMAGE_EXTS, MAX_PIXELS, ImageDecodeError, ImageTooLargeError, load_image
 from .result_names import unique_stems
 
 InputItem = Union[str, os.PathLike, np.ndarray, bytes]
@@ -43,6 +43,9 @@ def decode(source: Union[str, bytes], name: str, max_pixels: int = MAX_PIXELS) -
     """An RGB array from a path or bytes; DatasetError naming ``name`` when it is not a readable image."""
     try:
         return load_image(source, max_pixels)
+    except ImageTooLargeError as e:
+        raise DatasetError(f"input {name}: {e}", f"downscale it to at most {max_pixels:,} pixels, or (Python API) "
+                           "raise paddlex_cls.preprocess.image_io.MAX_PIXELS if you trust the file") from None
     except ImageDecodeError as e:
         raise DatasetError(f"input {name}: {e}", _READABLE) from None
     except OSError as e:

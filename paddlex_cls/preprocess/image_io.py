@@ -31,8 +31,12 @@ class ImageDecodeError(ValueError):
     """The bytes are not a readable image, or the image is larger than allowed. The message says which."""
 
 
-def _too_large(pixels: str, max_pixels: int) -> ImageDecodeError:
-    return ImageDecodeError(f"image is {pixels}, above the limit of {max_pixels:,} pixels "
+class ImageTooLargeError(ImageDecodeError):
+    """The header declares more pixels than allowed; nothing was decoded."""
+
+
+def _too_large(pixels: str, max_pixels: int) -> ImageTooLargeError:
+    return ImageTooLargeError(f"image is {pixels}, above the limit of {max_pixels:,} pixels "
                             "(paddlex_cls.preprocess.image_io.MAX_PIXELS)")
 
 
