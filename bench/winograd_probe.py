@@ -30,11 +30,10 @@ A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
 SHAPES = ((64, 56), (128, 28), (256, 14), (512, 7))  # (channels, height = width) of ResNet18's stride-1 3x3 convs
 
 
-def _model(nodes, inits, batch: int, channels: int, size: int):
+def _model(nodes, inits, input_shape):
     from onnx import TensorProto, helper, numpy_helper
 
-    graph = helper.make_graph(nodes, "probe", [helper.make_tensor_value_info(
-        "x", TensorProto.FLOAT, [batch, channels, size, size])],
+    graph = helper.make_graph(nodes, "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
@@ -45,7 +44,7 @@ def direct_conv(batch: int, channels: int, size: int, w: np.ndarray, b: np.ndarr
 
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
              helper.make_node("Relu", ["y"], ["z"])]
-    return _model(nodes, {"w": w, "b": b}, batch, channels, size)
+    return _model(nodes, {"w": w, "b": b}, [batch, channels, size, size])
 
 
 def winograd_conv(batch: int, channels: int, size: int, w: np.ndarray, b: np.ndarray):
@@ -85,18 +84,14 @@ def winograd_conv(batch: int, channels: int, size: int, w: np.ndarray, b: np.nda
         nodes.append(helper.make_node("Slice", ["y", "st", "en", "ax"], ["ys"]))
         last = "ys"
     nodes.append(helper.make_node("Relu", [last], ["z"]))
-    return _model(nodes, inits, batch, channels, size)
+    return _model(nodes, inits, [batch, channels, size, size])
 
 
 def gemm_only(batch: int, channels: int, size: int, u: np.ndarray):
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper
 
     t = ((size + 1) // 2) ** 2
-    graph = helper.make_graph([helper.make_node("MatMul", ["u", "x"], ["z"])], "gemm",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16, channels, batch * t])],
-                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(u, "u")])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return _model([helper.make_node("MatMul", ["u", "x"], ["z"])], {"u": u}, [16, channels, batch * t])
 
 
 def session(model, threads: int):
