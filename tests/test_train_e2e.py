@@ -47,6 +47,7 @@ def test_train_output_tree(trained):
     assert [p.name for p in out.glob(".*")] == [".paddlex_cls.lock"]  # no temp folders left behind
     for noise in ("ccache", "not support input out tensor", "always track global mean"):  # harmless Paddle noise
         assert noise not in proc.stderr
+    assert "covers the whole run" not in proc.stderr and "is larger than the" not in proc.stderr  # 2 epochs, batch 4
     res = json.loads((out / "train_result.json").read_text())
     assert res["done_flag"] is True and res["model_name"] == MODEL
     assert set(res["models"]) == {"last_1", "last_2", "best"}
@@ -185,11 +186,13 @@ def test_pretrained_head_mismatch_is_reinitialised(trained, tmp_path):
     two = make_dataset(tmp_path / "two", n_classes=2)
     proc = train(two, tmp_path / "o", "-o", "Train.num_classes=2", "-o", "Train.epochs_iters=1",
                  "-o", "Train.uniform_output_enabled=false", "-o", "Train.amp=O1", "-o", "Train.dy2st=True",
-                 "-o", "Train.ema_decay=0.9",
+                 "-o", "Train.ema_decay=0.9", "-o", "Train.batch_size=1000",
                  "-o", f"Train.pretrain_weight_path={out}/best_model/best_model.pdparams")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "re-initialised 2 tensor(s)" in proc.stderr and "fc.weight, fc.bias" in proc.stderr
     assert "Train.amp=O1 is ignored on CPU" in proc.stderr  # AMP needs a GPU; the run says so and goes on
+    # one epoch of warmup (FAST) is the whole run, and one batch holds the whole dataset: both said, training goes on
+    assert "covers the whole run of 1 epoch(s)" in proc.stderr and "is larger than the" in proc.stderr
     assert (tmp_path / "o" / "best_model" / "best_model.pdema").is_file()  # EMA weights saved beside the raw ones
     result = json.loads((tmp_path / "o" / "train_result.json").read_text())
     assert result["models"]["best"]["pdema"] == "best_model/best_model.pdema"

@@ -12,9 +12,10 @@ import pytest
 from paddlex_cls.data.class_balance import BalancedBatchSampler, auto_class_weights, resolve_class_weights
 from paddlex_cls.device import Device
 from paddlex_cls.engine.loss import classification_loss
-from paddlex_cls.engine.optim import build_scheduler, is_head
+from paddlex_cls.engine.optim import build_scheduler, is_head, warmup_warning
 from paddlex_cls.engine.steps.dygraph import DygraphStep, out_of_memory_error
 from paddlex_cls.engine.steps.spec import StepSpec
+from paddlex_cls.engine.train_data import batch_warning
 from paddlex_cls.errors import ConfigError, RuntimeFailure
 from paddlex_cls.models import get_entry, list_models
 from paddlex_cls.models.registry import Recipe
@@ -143,6 +144,24 @@ def test_every_model_names_a_head_that_exists():
         with paddle.LazyGuard():
             keys = entry.build(num_classes=7).state_dict().keys()
         assert any(is_head(k.rsplit(".", 1)[0], entry.head) for k in keys), name
+
+
+def test_warmup_over_the_whole_run_and_a_batch_above_the_dataset_are_warned():
+    assert warmup_warning(0.1, epochs=10, warmup_epochs=5) is None and warmup_warning(0.1, 1, 0) is None
+    message = warmup_warning(0.1, epochs=3, warmup_epochs=5)
+    assert "warmup_steps=5" in message and "whole run of 3 epoch(s)" in message and "toward 0.1" in message
+    sched = build_scheduler(0.1, epochs=3, iters_per_epoch=2, warmup_epochs=5)  # what the warning describes
+    lrs = []
+    for _ in range(6):
+        lrs.append(sched.get_lr())
+        sched.step()
+    assert lrs[0] == 0 and lrs == sorted(lrs) and max(lrs) < 0.1
+    assert batch_warning(64, 1, 64) is None and batch_warning(32, 2, 64) is None
+    assert batch_warning(100, 1, 64) == ("Train.batch_size=100 is larger than the 64 training images: each epoch "
+                                         "is a single step of 64 images. Lower -o Train.batch_size if that is not "
+                                         "meant")
+    assert "Train.batch_size=40 per card x 2 cards" in batch_warning(40, 2, 65)
+    assert "step of 33 images per card" in batch_warning(40, 2, 65)
 
 
 def test_out_of_memory_names_smaller_batch_and_accumulation():

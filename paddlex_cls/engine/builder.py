@@ -11,10 +11,10 @@ from ..models import get_entry
 from ..runtime import Runtime
 from .checkpoint import fetch, load_checkpoint, merge_weights
 from .loop import TrainLoop
-from .optim import build_scheduler, resolve_recipe
+from .optim import build_scheduler, resolve_recipe, warmup_warning
 from .steps import EngineState, StepSpec, build_step
 from .steps.choose import choose_engine
-from .train_data import build_train_data
+from .train_data import batch_warning, build_train_data
 from .train_outputs import write_label_dict
 
 
@@ -35,6 +35,10 @@ def build_training(cfg: Dict[str, Any], rt: Runtime) -> TrainLoop:
     if rt.world_size > 1:
         paddle.distributed.init_parallel_env()
     data = build_train_data(cfg, entry, recipe, rt)
+    for warning in (batch_warning(t["batch_size"], rt.world_size, len(data.train_ds)),
+                    warmup_warning(t["learning_rate"], t["epochs_iters"], t["warmup_steps"])):
+        if warning and rt.is_main:
+            logger.warning(warning)
     steps = math.ceil(len(data.train_loader) / t["accum_steps"])  # optimizer steps per epoch
     class_weights = resolve_class_weights(t["class_weights"], t["num_classes"], data.class_counts)
     if class_weights is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import paddle
 
@@ -72,6 +72,16 @@ class WarmupCosine(paddle.optimizer.lr.LRScheduler):
 def build_scheduler(lr: float, epochs: int, iters_per_epoch: int, warmup_epochs: int) -> WarmupCosine:
     """Warmup over ``warmup_epochs`` EPOCHS (PaddleX's meaning of Train.warmup_steps), cosine over the rest."""
     return WarmupCosine(lr, epochs * iters_per_epoch, min(warmup_epochs, epochs) * iters_per_epoch)
+
+
+def warmup_warning(lr: float, epochs: int, warmup_epochs: int) -> Optional[str]:
+    """What to tell a user whose warmup (PaddleX's default is 5 epochs) is the whole run: the learning rate then
+    climbs from 0 and never reaches ``lr`` or decays, which a short fine-tuning run rarely means."""
+    if warmup_epochs <= 0 or warmup_epochs < epochs:
+        return None
+    return (f"Train.warmup_steps={warmup_epochs} (epochs of warmup) covers the whole run of {epochs} epoch(s): the "
+            f"learning rate climbs from 0 toward {lr:g} until the last step and never decays. Set -o "
+            f"Train.warmup_steps to fewer epochs than Train.epochs_iters (0 for no warmup) if that is not meant")
 
 
 def no_decay_names(model: paddle.nn.Layer, recipe: Recipe) -> Set[str]:

@@ -1,8 +1,9 @@
 """The datasets and loaders of a training run, built from the resolved config."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -43,3 +44,15 @@ def build_train_data(cfg: Dict[str, Any], entry: ModelEntry, recipe: Recipe, rt:
     labels = [train_ds.labels[i] for i in range(train_ds.num_classes)]
     counts = class_counts(train_ds.labels_array(), len(labels))
     return TrainData(train_ds, val_ds, train_loader, val_loader, labels, counts)
+
+
+def batch_warning(batch_size: int, world_size: int, train_images: int) -> Optional[str]:
+    """What to tell a user whose global batch is larger than the training set: every epoch is then one step of
+    fewer images than asked for (none are dropped; the learning rate was chosen for the full batch)."""
+    if batch_size * world_size <= train_images:
+        return None
+    asked = f"{batch_size} per card x {world_size} cards" if world_size > 1 else str(batch_size)
+    step = f"{math.ceil(train_images / world_size):,} images per card" if world_size > 1 else \
+        f"{train_images:,} images"
+    return (f"Train.batch_size={asked} is larger than the {train_images:,} training images: each epoch is a single "
+            f"step of {step}. Lower -o Train.batch_size if that is not meant")
