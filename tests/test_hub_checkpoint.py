@@ -11,7 +11,7 @@ import numpy as np
 import paddle
 import pytest
 
-from paddlex_cls.engine.checkpoint import fetch, load_checkpoint, save_checkpoint, write_state_file
+from paddlex_cls.engine.checkpoint import check_resume_path, fetch, load_checkpoint, save_checkpoint, write_state_file
 from paddlex_cls.engine.ema import ModelEMA
 from paddlex_cls.engine.optim import build_scheduler
 from paddlex_cls.engine.steps.base import LazyArray
@@ -193,3 +193,22 @@ def test_fetch_of_the_official_url_follows_the_model_source(tmp_path, monkeypatc
     official = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/" \
                "ResNet18_pretrained.pdparams"
     assert fetch(official, "Train.pretrain_weight_path") == str(folder / "ResNet18_pretrained.pdparams")  # no network
+
+
+def test_weights_paths_that_cannot_be_checkpoints_are_named(tmp_path):
+    run = tmp_path / "latest"
+    run.mkdir()
+    with pytest.raises(WeightsError, match="is a folder") as e:
+        check_resume_path(str(run))
+    assert e.value.hint == "name a .pdparams file, e.g. -o Train.resume_path=output/best_model/best_model.pdparams"
+    for name in ("a.pdparams", "b.pdparams"):
+        (run / name).write_bytes(b"")
+    with pytest.raises(WeightsError, match="is a folder") as e:
+        fetch(str(run), "Evaluate.weight_path")
+    assert e.value.hint == f"name the weights file inside it: -o Evaluate.weight_path={run}/a.pdparams (or another " \
+                           "of its 2 .pdparams files)"
+    with pytest.raises(WeightsError, match="must be a .pdparams file"):
+        check_resume_path(str(tmp_path / "latest.pdopt"))
+    with pytest.raises(WeightsError, match="does not exist"):
+        check_resume_path(str(tmp_path / "gone" / "gone.pdparams"))
+    check_resume_path(str(run / "a.pdparams"))  # exists: accepted (its content is read later, through safe_pickle)

@@ -199,7 +199,8 @@ def test_pretrained_head_mismatch_is_reinitialised(trained, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing_weights", "corrupt_checkpoint", "wrong_num_classes", "missing_url",
-                                  "broken_image", "broken_image_workers", "bad_resume"])
+                                  "broken_image", "broken_image_workers", "bad_resume", "weights_folder",
+                                  "resume_folder"])
 def test_bad_training_inputs(trained, tmp_path, case):
     data, out, _ = trained
     code, needle = None, None
@@ -230,6 +231,16 @@ def test_bad_training_inputs(trained, tmp_path, case):
         workers = "2" if case.endswith("workers") else "0"
         proc = train(broken, tmp_path / "o", "-o", "Train.epochs_iters=1", "-o", f"Train.num_workers={workers}")
         code, needle = 3, "train.txt:5: cannot read image"
+    elif case == "weights_folder":  # the folder instead of the file in it: the error names the file
+        proc = run_cli("-c", CFG, "-o", "Global.mode=evaluate", "-o", f"Global.dataset_dir={data}",
+                       "-o", "Global.device=cpu", "-o", f"Global.output={tmp_path}",
+                       "-o", f"Evaluate.weight_path={out}/best_model")
+        code, needle = 5, f"is a folder, not a weights file\nHow to fix: name the weights file inside it: " \
+                          f"-o Evaluate.weight_path={out}/best_model/best_model.pdparams"
+    elif case == "resume_folder":  # refused before the engine trial
+        proc = train(data, tmp_path / "o", "-o", f"Train.resume_path={out}/latest")
+        code, needle = 5, f"-o Train.resume_path={out}/latest/latest.pdparams"
+        assert "training engine" not in proc.stderr
     else:
         shutil.copy(out / "epoch_1" / "epoch_1.pdparams", tmp_path / "lonely.pdparams")
         proc = train(data, tmp_path / "o", "-o", f"Train.resume_path={tmp_path}/lonely.pdparams")

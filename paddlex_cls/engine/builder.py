@@ -9,7 +9,7 @@ from ..errors import WeightsError
 from ..log import logger
 from ..models import get_entry
 from ..runtime import Runtime
-from .checkpoint import fetch, load_checkpoint, merge_weights
+from .checkpoint import check_resume_path, fetch, load_checkpoint, merge_weights
 from .loop import TrainLoop
 from .optim import build_scheduler, resolve_recipe, warmup_warning
 from .steps import EngineState, StepSpec, build_step
@@ -32,6 +32,8 @@ def build_training(cfg: Dict[str, Any], rt: Runtime) -> TrainLoop:
     g, t = cfg["Global"], cfg["Train"]
     entry = get_entry(g["model"])
     recipe = resolve_recipe(t, entry.recipe)
+    if t["resume_path"]:
+        check_resume_path(t["resume_path"])
     if rt.world_size > 1:
         paddle.distributed.init_parallel_env()
     data = build_train_data(cfg, entry, recipe, rt)

@@ -10,6 +10,7 @@ A checkpoint folder is written whole into a hidden temp folder and then swapped 
 from __future__ import annotations
 
 import copyreg
+import glob
 import os
 import pickle
 import shutil
@@ -114,6 +115,33 @@ def _existing(path: str) -> Optional[str]:
     return fallback if os.path.isfile(fallback) else None
 
 
+def _folder_error(path: str, key: str) -> Optional[WeightsError]:
+    """For a folder named where a ``.pdparams`` file is expected: the error, naming the weights file inside it."""
+    if not os.path.isdir(path):
+        return None
+    inside = sorted(glob.glob(os.path.join(glob.escape(path), "*.pdparams")))
+    if inside:
+        hint = f"name the weights file inside it: -o {key}={inside[0]}"
+        if len(inside) > 1:
+            hint += f" (or another of its {len(inside)} .pdparams files)"
+    else:
+        hint = f"name a .pdparams file, e.g. -o {key}=output/best_model/best_model.pdparams"
+    return WeightsError(f"{key}={path} is a folder, not a weights file", hint)
+
+
+def check_resume_path(path: str) -> None:
+    """Fail fast (before the engine is built and tried) on a resume path that cannot be a checkpoint."""
+    error = _folder_error(path, "Train.resume_path")
+    if error is not None:
+        raise error
+    if not str(path).endswith(".pdparams"):
+        raise WeightsError(f"Train.resume_path={path} must be a .pdparams file",
+                           "e.g. -o Train.resume_path=output/latest/latest.pdparams")
+    if _existing(path) is None:
+        raise WeightsError(f"Train.resume_path={path} does not exist",
+                           "e.g. -o Train.resume_path=output/latest/latest.pdparams")
+
+
 def _load(path: str, what: str, loader: Callable[[str, str], Any] = load_paddle_file) -> Any:
     """Read a checkpoint file through the restricted unpickler (never paddle.load: a pickle can run code)."""
     found = _existing(path)
@@ -190,8 +218,8 @@ def fetch(path_or_url: str, key: str) -> str:
     """
     if not path_or_url.startswith(("http://", "https://")):
         if not os.path.isfile(path_or_url):
-            raise WeightsError(f"{key}={path_or_url} does not exist",
-                               f"give an existing .pdparams file or a URL (-o {key}=...)")
+            raise _folder_error(path_or_url, key) or WeightsError(
+                f"{key}={path_or_url} does not exist", f"give an existing .pdparams file or a URL (-o {key}=...)")
         return path_or_url
     model_name = official_model_name(path_or_url)
     if model_name is not None:
