@@ -157,3 +157,15 @@ def test_huge_header_refused_naming_the_limit(export, tmp_path):
     proc = cli_predict(export[0], bomb, tmp_path / "out")
     assert proc.returncode == 3 and "100,000,000" in proc.stderr and "Traceback" not in proc.stderr
     assert "downscale it" in proc.stderr
+
+
+def test_a_training_output_named_as_the_model_folder_points_at_its_export(export, tmp_path):
+    src, _ = export
+    run = tmp_path / "output"
+    shutil.copytree(src, run / "best_model" / "inference")
+    for named in (run, run / "best_model"):
+        with pytest.raises(WeightsError, match="is not an exported model folder") as info:
+            Predictor(str(named))
+        assert info.value.hint.endswith(f"inside it: {run / 'best_model' / 'inference'}")
+    with pytest.raises(WeightsError, match="inference.yml does not exist"):  # nothing below: the plain message
+        Predictor(str(tmp_path))

@@ -96,10 +96,24 @@ def _load_yaml(path: str) -> Dict[str, Any]:
     return data
 
 
+def _export_below(folder: str) -> Optional[str]:
+    """The export a user most likely meant when naming a training output (``output/``) or a checkpoint folder
+    (``output/best_model/``) instead of the export inside it."""
+    for candidate in (os.path.join(folder, "inference"), os.path.join(folder, "best_model", "inference")):
+        if os.path.isfile(os.path.join(candidate, "inference.yml")):
+            return candidate
+    return None
+
+
 def read_inference_yml(model_dir: str) -> ExportInfo:
     """Read and check ``<model_dir>/inference.yml``; every op is built once here so a bad one fails early."""
     _check_folder(model_dir)
     path = os.path.join(model_dir, "inference.yml")
+    meant = None if os.path.isfile(path) else _export_below(model_dir)
+    if meant is not None:
+        raise WeightsError(f"{model_dir} is not an exported model folder (it has no inference.yml)",
+                           f"point the model folder (-o Predict.model_dir, model_dir= in Python) at the export "
+                           f"inside it: {meant}")
     data = _load_yaml(path)
     ops = _section(data, "PreProcess").get("transform_ops")
     if not isinstance(ops, list) or not ops:
