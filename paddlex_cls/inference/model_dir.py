@@ -112,8 +112,7 @@ def read_inference_yml(model_dir: str) -> ExportInfo:
     meant = None if os.path.isfile(path) else _export_below(model_dir)
     if meant is not None:
         raise WeightsError(f"{model_dir} is not an exported model folder (it has no inference.yml)",
-                           f"point the model folder (-o Predict.model_dir, model_dir= in Python) at the export "
-                           f"inside it: {meant}")
+                           f"name the export folder inside it instead: {meant}")
     data = _load_yaml(path)
     ops = _section(data, "PreProcess").get("transform_ops")
     if not isinstance(ops, list) or not ops:
