@@ -166,6 +166,6 @@ def test_a_training_output_named_as_the_model_folder_points_at_its_export(export
     for named in (run, run / "best_model"):
         with pytest.raises(WeightsError, match="is not an exported model folder") as info:
             Predictor(str(named))
-        assert info.value.hint.endswith(f"inside it: {run / 'best_model' / 'inference'}")
+        assert info.value.hint.endswith(f"inside it instead: {run / 'best_model' / 'inference'}")
     with pytest.raises(WeightsError, match="inference.yml does not exist"):  # nothing below: the plain message
         Predictor(str(tmp_path))
