@@ -21,7 +21,7 @@ from paddlex_cls.engine.steps.base import EngineState
 from paddlex_cls.engine.steps.dygraph import DygraphStep
 from paddlex_cls.engine.steps.spec import StepSpec
 from paddlex_cls.engine.steps.static import StaticStep
-from paddlex_cls.engine.steps.static_rewrites import MaxPoolWithIndex
+from paddlex_cls.engine.steps.static_rewrites import MaxPoolWithIndex, TapCroppedConv, cropped_taps
 from paddlex_cls.models import get_entry
 from paddlex_cls.models.clip_vit import CLIPVisionTransformer
 from paddlex_cls.models.registry import Recipe
@@ -289,6 +289,28 @@ def test_max_pool_with_index_equals_max_pool():
             np.testing.assert_array_equal(paddle.grad(a.sum(), x)[0].numpy(), paddle.grad(b.sum(), x)[0].numpy())
 
 
+def test_tap_cropped_conv_equals_conv():
+    """Cutting the kernel taps that only read padding changes neither the output nor any gradient."""
+    assert cropped_taps(1, 5, 1, 2, 2) == (2, 1, 0, 0)  # a 5x5 kernel padded by 2 on 1 pixel: its centre only
+    assert cropped_taps(2, 5, 2, 2, 2) == (2, 2, 0, 0)
+    assert cropped_taps(2, 3, 1, 1, 1) is None and cropped_taps(7, 5, 1, 2, 2) is None  # every tap reads pixels
+    cut = 0
+    for k, stride, padding, groups in [(3, 1, 1, 1), (5, 1, 2, 4), (5, 2, 2, 4), (3, 2, 1, 1), (7, 2, 3, 1),
+                                       (3, 1, [1, 0, 1, 0], 4), (3, 1, [1, 2], 1)]:
+        conv = nn.Conv2D(4, 8, k, stride=stride, padding=padding, groups=groups)
+        for hw in [(1, 1), (2, 2), (1, 3), (3, 2), (8, 8)]:
+            x = paddle.randn([2, 4, *hw])
+            x.stop_gradient = False
+            a, b = conv(x), TapCroppedConv(conv)(x)
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-5, atol=1e-6)
+            for ga, gb in zip(paddle.grad(a.sum(), [x, conv.weight, conv.bias]),
+                              paddle.grad(b.sum(), [x, conv.weight, conv.bias])):
+                np.testing.assert_allclose(gb.numpy(), ga.numpy(), rtol=1e-5, atol=1e-6)
+            pad = conv._updated_padding
+            cut += cropped_taps(hw[0], k, stride, pad[0], pad[1] if len(pad) == 4 else pad[0]) is not None
+    assert cut >= 10  # the cases above do cut
+
+
 def test_rewrites_leave_the_layer_as_it_was():
     from paddlex_cls.engine.steps.static_rewrites import training_rewrites
 
@@ -300,6 +322,7 @@ def test_rewrites_leave_the_layer_as_it_was():
         with paddle.static.program_guard(paddle.static.Program(), paddle.static.Program()):
             with training_rewrites(model, onednn=True):
                 assert any(isinstance(s, MaxPoolWithIndex) for s in model.sublayers())
+                assert any(s._forward_pre_hooks for s in model.sublayers() if isinstance(s, TapCroppedConv))
                 assert any(s._forward_pre_hooks for s in model.sublayers() if isinstance(s, nn.Conv2D))
     finally:
         paddle.disable_static()
