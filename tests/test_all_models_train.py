@@ -37,6 +37,11 @@ LR_SCALE = 0.25
 # engine, which auto picks for it since its trial times warm steps (..., 0.52, 4.55, 1.29); at 0.02 they fall on
 # both (static ..., 0.52, 1.19, 0.47; dygraph ..., 0.61, 0.54, 1.03)
 LR_SCALE_OF = {"MobileNetV4_hybrid_large": 0.02}
+# the same dropout draws at every step: PP-LCNetV2's dropout (p 0.2 before the classifier) moved the loss on one
+# batch by +-0.4 from step to step, more than 8 steps at any stable rate lowered it (rates 0.05-1x, either engine);
+# with one mask the losses fall (PP-LCNetV2_large on the static engine 1.54 -> 0.61). Not for every model: with
+# fixed drop-path draws three MobileNetV4 oscillated instead
+SAME_DRAWS_EACH_STEP = {"PP-LCNetV2_small", "PP-LCNetV2_base", "PP-LCNetV2_large"}
 
 
 def _size(name: str) -> int:
@@ -63,7 +68,7 @@ def train_one(name: str) -> dict:
     try:
         losses = []
         for i in range(STEPS):
-            paddle.seed(i)
+            paddle.seed(0 if name in SAME_DRAWS_EACH_STEP else i)
             losses.append(choice.step.train_batch(images, labels).loss)
     finally:
         choice.step.close()
