@@ -73,17 +73,22 @@ def main() -> None:
                         help="model:image size:batch")
     parser.add_argument("--rounds", type=int, default=10, help="timed steps per variant")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # one case, in a process of its own
     args = parser.parse_args()
+    if args.worker:
+        model, size, batch = args.worker.split(":")
+        print(compare(model, int(size), int(batch), args.rounds, args.threads))
+        return
     print(f"static engine, {args.threads} threads, {args.rounds} interleaved steps per variant, medians", flush=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     for case in args.cases:  # one process per case: each builds its own programs and oneDNN caches
-        model, size, batch = case.split(":")
-        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-        code = f"import sys; sys.path.insert(0, {os.path.join(ROOT, 'bench')!r}); import tap_crop_ab as t; " \
-               f"print(t.compare({model!r}, {int(size)}, {int(batch)}, {args.rounds}, {args.threads}))"
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        print(out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip()
-              else f"{case}: failed ({out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode})",
-              flush=True)
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", case, "--rounds",
+                              str(args.rounds), "--threads", str(args.threads)], env=env, capture_output=True,
+                             text=True)
+        lines = out.stdout.strip().splitlines()
+        errors = out.stderr.strip().splitlines()
+        print(lines[-1] if out.returncode == 0 and lines
+              else f"{case}: failed ({errors[-1] if errors else out.returncode})", flush=True)
 
 
 if __name__ == "__main__":

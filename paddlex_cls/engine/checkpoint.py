@@ -115,6 +115,9 @@ def _existing(path: str) -> Optional[str]:
     return fallback if os.path.isfile(fallback) else None
 
 
+_RESUME_EXAMPLE = "e.g. -o Train.resume_path=output/latest/latest.pdparams"
+
+
 def _folder_error(path: str, key: str) -> Optional[WeightsError]:
     """For a folder named where a ``.pdparams`` file is expected: the error, naming the weights file inside it."""
     if not os.path.isdir(path):
@@ -136,10 +139,10 @@ def check_resume_path(path: str) -> None:
         raise error
     if not str(path).endswith(".pdparams"):
         raise WeightsError(f"Train.resume_path={path} must be a .pdparams file",
-                           "e.g. -o Train.resume_path=output/latest/latest.pdparams")
+                           _RESUME_EXAMPLE)
     if _existing(path) is None:
         raise WeightsError(f"Train.resume_path={path} does not exist",
-                           "e.g. -o Train.resume_path=output/latest/latest.pdparams")
+                           _RESUME_EXAMPLE)
 
 
 def _load(path: str, what: str, loader: Callable[[str, str], Any] = load_paddle_file) -> Any:
@@ -188,7 +191,7 @@ def load_checkpoint(pdparams: str, need_optimizer: bool = False, with_ema: bool 
     """
     if not str(pdparams).endswith(".pdparams"):
         raise WeightsError(f"checkpoint path {pdparams} must be a .pdparams file",
-                           "e.g. -o Train.resume_path=output/latest/latest.pdparams")
+                           _RESUME_EXAMPLE)
     stem = str(pdparams)[: -len(".pdparams")]
     ckpt = Checkpoint(str(pdparams), _load(pdparams, "weights", load_state_dict))
     if need_optimizer:
